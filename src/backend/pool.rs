@@ -1,0 +1,263 @@
+//! A pool of server connections for one (user, database, server) triple.
+//!
+//! Written on tokio's fair semaphore rather than a generic pool crate because
+//! the proxy needs per-connection protocol state (prepared statements,
+//! session parameters, transaction status) inspected on every return, plus
+//! min-idle, idle-timeout and lifetime rules; the whole pool is small.
+
+use std::sync::Arc;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::conn::{ConnectError, ServerConn, ServerTarget};
+use crate::net::messages::PgError;
+
+/// Limits of one pool.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolLimits {
+    /// Most connections.
+    pub size: usize,
+    /// Connections kept open while idle.
+    pub min_idle: usize,
+    /// Time to connect and authenticate.
+    pub connect_timeout: Duration,
+    /// Time a client waits for a connection.
+    pub checkout_timeout: Duration,
+    /// Idle connections beyond `min_idle` close after this.
+    pub idle_timeout: Duration,
+    /// Connections close after this age.
+    pub lifetime: Duration,
+    /// Prepared statements kept per connection.
+    pub max_prepared: usize,
+}
+
+/// Counters of a pool, for the admin console and metrics.
+#[derive(Debug, Default)]
+pub struct PoolCounters {
+    /// Connections opened over the pool's life.
+    pub opened: AtomicU64,
+    /// Connections closed over the pool's life.
+    pub closed: AtomicU64,
+    /// Clients waiting for a connection right now.
+    pub waiting: AtomicUsize,
+    /// Checkouts that timed out.
+    pub checkout_timeouts: AtomicU64,
+}
+
+/// A pool of connections to one server as one role.
+pub struct Pool {
+    target: ServerTarget,
+    limits: PoolLimits,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<ServerConn>>,
+    open: AtomicUsize,
+    /// Live counters.
+    pub counters: PoolCounters,
+}
+
+/// A server connection lent to one client. Returned with [`Pool::give_back`];
+/// dropped any other way it is closed, so a connection in an unknown state
+/// never reaches another client.
+pub struct Lease {
+    conn: Option<ServerConn>,
+    _permit: OwnedSemaphorePermit,
+    pool: Arc<Pool>,
+}
+
+impl Lease {
+    /// The leased connection.
+    pub fn conn(&mut self) -> &mut ServerConn {
+        self.conn.as_mut().expect("a lease holds its connection until it ends")
+    }
+
+    /// Read-only view of the leased connection.
+    pub fn conn_ref(&self) -> &ServerConn {
+        self.conn.as_ref().expect("a lease holds its connection until it ends")
+    }
+
+    /// The pool this lease came from.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if self.conn.take().is_some() {
+            self.pool.note_closed();
+        }
+    }
+}
+
+impl Pool {
+    /// A new, empty pool; connections open on demand (and up to `min_idle`
+    /// through [`Pool::maintain`]).
+    pub fn new(target: ServerTarget, limits: PoolLimits) -> Arc<Pool> {
+        Arc::new(Pool {
+            permits: Arc::new(Semaphore::new(limits.size)),
+            target,
+            limits,
+            idle: Mutex::new(Vec::new()),
+            open: AtomicUsize::new(0),
+            counters: PoolCounters::default(),
+        })
+    }
+
+    /// The server this pool connects to.
+    pub fn target(&self) -> &ServerTarget {
+        &self.target
+    }
+
+    /// The pool's limits.
+    pub fn limits(&self) -> &PoolLimits {
+        &self.limits
+    }
+
+    /// Connections open right now (idle and lent).
+    pub fn open_count(&self) -> usize {
+        self.open.load(Ordering::Relaxed)
+    }
+
+    /// Idle connections right now.
+    pub fn idle_count(&self) -> usize {
+        self.lock_idle().len()
+    }
+
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<ServerConn>> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn note_closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+        self.counters.closed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Lends a connection, waiting up to the checkout timeout for a free one.
+    /// Idle connections that died or aged out are closed on the way.
+    pub async fn checkout(self: &Arc<Self>) -> Result<Lease, PgError> {
+        self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(
+            self.limits.checkout_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await;
+        self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        let permit = match permit {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(PgError::fatal("57P01", "the pool is shutting down")),
+            Err(_) => {
+                self.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
+                return Err(PgError::error(
+                    "53300",
+                    format!(
+                        "no server connection to {} became free within {} ms",
+                        self.target.address,
+                        self.limits.checkout_timeout.as_millis()
+                    ),
+                )
+                .with_hint("raise pool.size or pool.checkout_timeout_ms, or shorten transactions"));
+            }
+        };
+        while let Some(conn) = self.take_idle() {
+            if self.reusable(&conn, Instant::now()) {
+                return Ok(self.lease(conn, permit));
+            }
+            self.note_closed();
+        }
+        let conn = self.open_connection().await.map_err(|e| e.to_client_error())?;
+        Ok(self.lease(conn, permit))
+    }
+
+    fn take_idle(&self) -> Option<ServerConn> {
+        self.lock_idle().pop()
+    }
+
+    fn lease(self: &Arc<Self>, conn: ServerConn, permit: OwnedSemaphorePermit) -> Lease {
+        Lease {
+            conn: Some(conn),
+            _permit: permit,
+            pool: Arc::clone(self),
+        }
+    }
+
+    async fn open_connection(&self) -> Result<ServerConn, ConnectError> {
+        let conn = ServerConn::connect(
+            &self.target,
+            self.limits.connect_timeout,
+            self.limits.max_prepared,
+        )
+        .await?;
+        self.open.fetch_add(1, Ordering::Relaxed);
+        self.counters.opened.fetch_add(1, Ordering::Relaxed);
+        Ok(conn)
+    }
+
+    fn reusable(&self, conn: &ServerConn, now: Instant) -> bool {
+        now.duration_since(conn.created) < self.limits.lifetime && conn.looks_alive()
+    }
+
+    /// Takes a connection back. Only a clean one (idle, nothing buffered)
+    /// is kept for the next client; anything else is closed.
+    pub fn give_back(mut lease: Lease) {
+        let Some(mut conn) = lease.conn.take() else {
+            return;
+        };
+        let pool = Arc::clone(&lease.pool);
+        drop(lease);
+        if conn.is_clean() {
+            conn.idle_since = Instant::now();
+            pool.lock_idle().push(conn);
+        } else {
+            pool.note_closed();
+        }
+    }
+
+    /// Closes idle connections past their idle time or lifetime, and opens
+    /// new ones up to `min_idle`. Called periodically by the pool registry.
+    pub async fn maintain(self: &Arc<Self>) {
+        let now = Instant::now();
+        let expired: Vec<ServerConn> = {
+            let mut idle = self.lock_idle();
+            let mut keep = Vec::with_capacity(idle.len());
+            let mut expired = Vec::new();
+            // Longest idle first: those are closed first, and the most recently
+            // used end up last, where checkout pops from.
+            idle.sort_by_key(|c| std::cmp::Reverse(now.duration_since(c.idle_since)));
+            let total = idle.len();
+            for (i, conn) in idle.drain(..).enumerate() {
+                let surplus = total - i > self.limits.min_idle;
+                let too_idle = surplus && now.duration_since(conn.idle_since) >= self.limits.idle_timeout;
+                if too_idle || !self.reusable(&conn, now) {
+                    expired.push(conn);
+                } else {
+                    keep.push(conn);
+                }
+            }
+            *idle = keep;
+            expired
+        };
+        for _ in expired {
+            self.note_closed();
+        }
+        while self.idle_count() < self.limits.min_idle && self.open_count() < self.limits.size {
+            match self.open_connection().await {
+                Ok(conn) => self.lock_idle().push(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot open min_idle connection");
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Closes every idle connection (used on shutdown and PAUSE).
+    pub fn close_idle(&self) {
+        let drained: Vec<ServerConn> = self.lock_idle().drain(..).collect();
+        for _ in drained {
+            self.note_closed();
+        }
+    }
+}

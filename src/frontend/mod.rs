@@ -1,0 +1,260 @@
+//! Client side of the data plane: startup (TLS negotiation, cancel requests,
+//! the StartupMessage), authentication, and the per-client query loop.
+
+pub mod auth;
+pub mod cancel;
+mod io;
+pub mod params;
+pub mod pipeline;
+pub mod session;
+pub mod startup;
+pub mod statements;
+
+use std::sync::Arc;
+
+use bytes::{Buf, BufMut, BytesMut};
+use pgwire::messages::startup::Authentication;
+use tokio::io::AsyncWriteExt;
+
+use crate::config::{PoolMode, User};
+use crate::net::messages::{
+    PgError, backend_tag, put_authentication, put_backend_key_data, put_cstr, put_message,
+    put_parameter_status, put_ready_for_query,
+};
+use crate::net::stream::ClientStream;
+use crate::proxy::{Runtime, Shared};
+use io::read_startup_packet;
+use params::Params;
+use pipeline::Pipeline;
+use session::Session;
+use startup::{StartupPacket, parse_startup_packet};
+use statements::ClientStatements;
+
+/// Startup packets are small; Postgres allows 10,000 bytes.
+const MAX_STARTUP_PACKET: usize = 10_000;
+
+/// Who logged in, to which database, asking for which parameters.
+struct Login {
+    user: User,
+    database: String,
+    gucs: Params,
+}
+
+/// Serves one client connection from its first byte to its last.
+pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
+    let runtime = shared.runtime();
+    let mut slot = Some(stream);
+    let mut inbox = BytesMut::with_capacity(1024);
+    let timeout = runtime.config.proxy.startup_timeout();
+    let login = tokio::time::timeout(timeout, handshake(&mut slot, &mut inbox, &shared, &runtime)).await;
+    let Some(mut stream) = slot else { return };
+    let login = match login {
+        Ok(Ok(Some(login))) => login,
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => return refuse(&mut stream, e).await,
+        Err(_) => {
+            let e = PgError::fatal("08P01", format!("startup and authentication did not finish within {} ms", timeout.as_millis()));
+            return refuse(&mut stream, e).await;
+        }
+    };
+    let span = tracing::info_span!("client", user = %login.user.name, database = %login.database);
+    let _enter = span.enter();
+    match begin_session(stream, inbox, login, &shared, &runtime).await {
+        Ok(mut session) => {
+            drop(_enter);
+            let end = session.run().await;
+            if let session::SessionEnd::Fatal(e) = end {
+                tracing::info!(parent: &span, error = %e, "session ended with an error");
+            }
+        }
+        Err(e) => tracing::info!(error = %e, "session refused"),
+    }
+}
+
+async fn refuse(stream: &mut ClientStream, error: PgError) {
+    tracing::debug!(error = %error, "client refused during startup");
+    let mut out = BytesMut::new();
+    error.encode(&mut out);
+    let _ = stream.write_all(&out).await;
+    let _ = stream.shutdown().await;
+}
+
+async fn write_raw(stream: &mut ClientStream, bytes: &[u8]) -> Result<(), PgError> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(|e| PgError::fatal("08006", format!("client connection lost: {e}")))
+}
+
+/// Negotiates TLS, handles cancel requests, reads the StartupMessage and
+/// authenticates. `None` means the connection ends without a session
+/// (a cancel request).
+async fn handshake(
+    slot: &mut Option<ClientStream>,
+    inbox: &mut BytesMut,
+    shared: &Shared,
+    runtime: &Runtime,
+) -> Result<Option<Login>, PgError> {
+    let params = loop {
+        let stream = slot.as_mut().expect("the stream is only taken during TLS upgrade");
+        let len = read_startup_packet(stream, inbox, MAX_STARTUP_PACKET).await?;
+        let packet = parse_startup_packet(&inbox[..len]);
+        inbox.advance(len);
+        match packet? {
+            StartupPacket::Ssl => match (&runtime.tls, slot.take()) {
+                (Some(acceptor), Some(ClientStream::Tcp(mut tcp))) => {
+                    if !inbox.is_empty() {
+                        return Err(PgError::fatal("08P01", "unencrypted data after SSL request"));
+                    }
+                    tcp.write_all(b"S")
+                        .await
+                        .map_err(|e| PgError::fatal("08006", format!("client connection lost: {e}")))?;
+                    let tls = acceptor
+                        .accept(tcp)
+                        .await
+                        .map_err(|e| PgError::fatal("08P01", format!("TLS handshake failed: {e}")))?;
+                    *slot = Some(ClientStream::Tls(Box::new(tls)));
+                }
+                (_, Some(mut other)) => {
+                    let result = write_raw(&mut other, b"N").await;
+                    *slot = Some(other);
+                    result?;
+                }
+                (_, None) => return Err(PgError::fatal("08P01", "connection lost")),
+            },
+            StartupPacket::GssEnc => write_raw(stream, b"N").await?,
+            StartupPacket::Cancel { pid, secret } => {
+                shared.cancels.cancel(pid, secret).await;
+                return Ok(None);
+            }
+            StartupPacket::Startup { minor, params, .. } => {
+                if minor > 0 {
+                    negotiate_protocol(stream, &params).await?;
+                }
+                break params;
+            }
+        }
+    };
+    let stream = slot.as_mut().expect("stream present after startup");
+    if runtime.config.tls.as_ref().is_some_and(|t| t.require) && matches!(stream, ClientStream::Tcp(_)) {
+        return Err(PgError::fatal("28000", "shardwire requires TLS for TCP connections (tls.require)")
+            .with_hint("connect with sslmode=require"));
+    }
+    if params.contains_key("replication") {
+        return Err(PgError::fatal("0A000", "replication connections are not supported by shardwire"));
+    }
+    let user_name = params
+        .get("user")
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| PgError::fatal("28000", "no user name specified in startup packet"))?;
+    let database = params.get("database").filter(|d| !d.is_empty()).unwrap_or(user_name).clone();
+    let user = runtime.config.user(user_name).cloned().ok_or_else(|| {
+        PgError::fatal("28000", format!("user \"{user_name}\" is not configured in shardwire"))
+            .with_hint("add it under [[users]] in the shardwire config")
+    })?;
+    let secrets = runtime.secrets.get(&user.name).cloned().unwrap_or_else(|| auth::UserSecrets::derive(&user));
+    auth::authenticate(stream, inbox, &user, &secrets).await?;
+    if runtime.config.database(&database).is_none() {
+        let known: Vec<&str> = runtime.config.databases.iter().map(|d| d.name.as_str()).collect();
+        return Err(PgError::fatal("3D000", format!("database \"{database}\" does not exist in shardwire"))
+            .with_hint(format!("configured databases: {}", known.join(", "))));
+    }
+    let gucs = params::startup_gucs(&params).map_err(|e| PgError::fatal("08P01", e))?;
+    let mut out = BytesMut::new();
+    put_authentication(&mut out, Authentication::Ok);
+    write_raw(stream, &out).await?;
+    Ok(Some(Login { user, database, gucs }))
+}
+
+/// Answers a 3.x startup with minor > 0: shardwire speaks 3.0 and knows no
+/// `_pq_.` protocol options.
+async fn negotiate_protocol(
+    stream: &mut ClientStream,
+    params: &std::collections::BTreeMap<String, String>,
+) -> Result<(), PgError> {
+    let unknown: Vec<&String> = params.keys().filter(|k| k.starts_with("_pq_.")).collect();
+    let mut out = BytesMut::new();
+    put_message(&mut out, backend_tag::NEGOTIATE_PROTOCOL_VERSION, |b| {
+        b.put_i32(0);
+        b.put_i32(unknown.len() as i32);
+        for name in &unknown {
+            put_cstr(b, name.as_bytes());
+        }
+    });
+    write_raw(stream, &out).await
+}
+
+/// Applies the client's parameters on a server connection, tells the client
+/// the server's parameters and its cancel key, and builds the session.
+async fn begin_session(
+    mut stream: ClientStream,
+    inbox: BytesMut,
+    login: Login,
+    shared: &Arc<Shared>,
+    runtime: &Runtime,
+) -> Result<Session, PgError> {
+    let config = &runtime.config;
+    let mode = config.pool_mode(&login.user);
+    let pool = shared.pools.primary(config, &login.user, &login.database, 0);
+    let mut out = BytesMut::new();
+    let setup = async {
+        let mut lease = pool.checkout().await?;
+        let conn = lease.conn();
+        if let Some(sql) = params::sync_query(&conn.session_params, &login.gucs) {
+            conn.run_maintenance(&sql).await.map_err(|e| PgError { severity: "FATAL", ..e })?;
+        }
+        // Keep the server's spelling of values it reports (e.g. DateStyle
+        // "iso" becomes "ISO, MDY"), so later comparisons are exact.
+        let normalized: Params = login
+            .gucs
+            .iter()
+            .map(|(name, value)| {
+                let reported = conn.reported.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+                (name.clone(), reported.map_or(value, |(_, v)| v).clone())
+            })
+            .collect();
+        conn.session_params = normalized.clone();
+        for (name, value) in &conn.reported {
+            put_parameter_status(&mut out, name, value);
+        }
+        Ok::<_, PgError>((lease, normalized))
+    };
+    let (lease, params) = match setup.await {
+        Ok(v) => v,
+        Err(e) => {
+            refuse(&mut stream, PgError { severity: "FATAL", ..e.clone() }).await;
+            return Err(e);
+        }
+    };
+    let cancel = shared.cancels.register();
+    put_backend_key_data(&mut out, cancel.pid, cancel.secret);
+    put_ready_for_query(&mut out, b'I');
+    write_raw(&mut stream, &out).await?;
+    let server = match mode {
+        PoolMode::Session => {
+            cancel.slot.set(Some(lease.conn_ref().cancel.clone()));
+            Some(lease)
+        }
+        PoolMode::Transaction => {
+            crate::backend::pool::Pool::give_back(lease);
+            None
+        }
+    };
+    let (client_rd, client_wr) = tokio::io::split(stream);
+    Ok(Session {
+        mode,
+        pool,
+        server,
+        client_rd,
+        client_wr,
+        inbox,
+        outbox: BytesMut::with_capacity(1024),
+        pipeline: Pipeline::default(),
+        statements: ClientStatements::default(),
+        params,
+        skip_until_sync: false,
+        cancel,
+        max_message: config.proxy.max_message_bytes,
+        reset_query: config.pool.reset_query.clone(),
+    })
+}

@@ -1,0 +1,329 @@
+//! The responses a session still expects from its server, in order.
+//!
+//! The extended protocol lets a client send many messages before it reads
+//! any answer. When the proxy rewrites that stream (skips a Parse the server
+//! already has, adds a Parse the server lacks, answers a Close itself), the
+//! answers must still reach the client in the order of its own messages.
+//! Each message sent to the server, or answered by the proxy, leaves an entry
+//! here; server responses are matched against the head entry, and the
+//! proxy's own answers are released when everything before them is answered.
+//! Server errors in the extended protocol skip to the next Sync, exactly as
+//! the server does, so entries it never answers are dropped there.
+
+use std::collections::VecDeque;
+
+use bytes::BytesMut;
+
+use super::statements::ServerStatements;
+use crate::net::messages::{PgError, backend_tag as bt, put_empty, put_ready_for_query};
+
+/// Which response ends a message's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expect {
+    /// Parse: ParseComplete.
+    Parse,
+    /// Bind: BindComplete.
+    Bind,
+    /// Close: CloseComplete.
+    Close,
+    /// Describe: RowDescription or NoData (after ParameterDescription).
+    Describe,
+    /// Execute: CommandComplete, EmptyQueryResponse or PortalSuspended.
+    Execute,
+    /// Sync, simple Query or FunctionCall: ReadyForQuery.
+    ReadyForQuery,
+}
+
+impl Expect {
+    fn ends_with(self, tag: u8) -> bool {
+        match self {
+            Expect::Parse => tag == bt::PARSE_COMPLETE,
+            Expect::Bind => tag == bt::BIND_COMPLETE,
+            Expect::Close => tag == bt::CLOSE_COMPLETE,
+            Expect::Describe => tag == bt::ROW_DESCRIPTION || tag == bt::NO_DATA,
+            Expect::Execute => {
+                tag == bt::COMMAND_COMPLETE || tag == bt::EMPTY_QUERY || tag == bt::PORTAL_SUSPENDED
+            }
+            Expect::ReadyForQuery => tag == bt::READY_FOR_QUERY,
+        }
+    }
+
+    /// Whether an ErrorResponse ends this message's answer and makes the
+    /// server skip to the next Sync (true for the extended protocol).
+    fn error_skips_to_sync(self) -> bool {
+        self != Expect::ReadyForQuery
+    }
+}
+
+/// A statement a Parse creates on the server; forgotten if the Parse fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Creates {
+    /// A named statement with this content id.
+    Named(u128),
+    /// The unnamed statement with this content id.
+    Unnamed(u128),
+}
+
+/// A reply the proxy makes itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Synthetic {
+    /// ParseComplete for a Parse the server already had.
+    ParseComplete,
+    /// CloseComplete for a Close the proxy handled.
+    CloseComplete,
+    /// An error found by the proxy (the client's following messages up to
+    /// Sync are skipped by the session, as the server would).
+    Error(PgError),
+    /// ReadyForQuery for a simple query the proxy answered without a server.
+    ReadyForQuery(u8),
+}
+
+/// One expected answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pending {
+    /// Answered by the server.
+    Server {
+        /// What ends the answer.
+        expect: Expect,
+        /// False for messages the proxy added: their answers are hidden
+        /// (errors still reach the client).
+        visible: bool,
+        /// A statement this message creates on the server.
+        creates: Option<Creates>,
+    },
+    /// Answered by the proxy.
+    Proxy(Synthetic),
+}
+
+/// What to do with one server message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// Send it to the client.
+    Forward,
+    /// Drop it (an answer to a message the proxy added).
+    Hide,
+}
+
+/// The server sent something no pending message explains: the connection's
+/// state is unknown and it must be closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Desync(pub u8);
+
+/// The queue of expected answers of one session.
+#[derive(Debug, Default)]
+pub struct Pipeline {
+    queue: VecDeque<Pending>,
+    failed: bool,
+}
+
+impl Pipeline {
+    /// Adds an expected server answer.
+    pub fn expect(&mut self, expect: Expect, visible: bool, creates: Option<Creates>) {
+        self.queue.push_back(Pending::Server {
+            expect,
+            visible,
+            creates,
+        });
+    }
+
+    /// Adds a proxy answer, released in order.
+    pub fn reply(&mut self, reply: Synthetic) {
+        self.queue.push_back(Pending::Proxy(reply));
+    }
+
+    /// True when no answer is outstanding.
+    pub fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// True while a server answer is outstanding (so the server connection
+    /// must stay with this client).
+    pub fn awaits_server(&self) -> bool {
+        self.queue.iter().any(|p| matches!(p, Pending::Server { .. }))
+    }
+
+    /// Writes the proxy answers that are now at the head of the queue.
+    pub fn release_replies(&mut self, out: &mut BytesMut) {
+        while let Some(Pending::Proxy(_)) = self.queue.front() {
+            let Some(Pending::Proxy(reply)) = self.queue.pop_front() else {
+                break;
+            };
+            match reply {
+                Synthetic::ReadyForQuery(status) => {
+                    self.failed = false;
+                    put_ready_for_query(out, status);
+                }
+                _ if self.failed => {}
+                Synthetic::ParseComplete => put_empty(out, bt::PARSE_COMPLETE),
+                Synthetic::CloseComplete => put_empty(out, bt::CLOSE_COMPLETE),
+                Synthetic::Error(e) => {
+                    e.encode(out);
+                    self.failed = true;
+                }
+            }
+        }
+    }
+
+    /// Matches one server message (not an asynchronous one) against the
+    /// head of the queue and says where it goes. Proxy answers that become
+    /// due are written to `out` first.
+    pub fn on_server_message(
+        &mut self,
+        tag: u8,
+        statements: &mut ServerStatements,
+        out: &mut BytesMut,
+    ) -> Result<Route, Desync> {
+        self.release_replies(out);
+        if tag == bt::READY_FOR_QUERY {
+            return self.on_ready_for_query(statements);
+        }
+        let Some(Pending::Server {
+            expect,
+            visible,
+            creates,
+        }) = self.queue.front().cloned()
+        else {
+            return Err(Desync(tag));
+        };
+        if tag == bt::ERROR {
+            if expect.error_skips_to_sync() {
+                self.queue.pop_front();
+                undo(creates, statements);
+                self.failed = true;
+            }
+            return Ok(Route::Forward);
+        }
+        if expect.ends_with(tag) {
+            self.queue.pop_front();
+        }
+        Ok(if visible { Route::Forward } else { Route::Hide })
+    }
+
+    fn on_ready_for_query(&mut self, statements: &mut ServerStatements) -> Result<Route, Desync> {
+        while let Some(pending) = self.queue.pop_front() {
+            match pending {
+                Pending::Server {
+                    expect: Expect::ReadyForQuery,
+                    ..
+                } => {
+                    self.failed = false;
+                    return Ok(Route::Forward);
+                }
+                Pending::Server { creates, .. } => undo(creates, statements),
+                Pending::Proxy(_) => {}
+            }
+        }
+        Err(Desync(bt::READY_FOR_QUERY))
+    }
+}
+
+/// Forgets a statement whose Parse the server did not run.
+fn undo(creates: Option<Creates>, statements: &mut ServerStatements) {
+    match creates {
+        Some(Creates::Named(id)) => statements.remove(id),
+        Some(Creates::Unnamed(_)) => statements.unnamed = None,
+        None => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(out: &BytesMut) -> Vec<u8> {
+        let mut tags = vec![];
+        let mut offset = 0;
+        while let Ok(Some(frame)) = crate::net::peek_frame(&out[offset..], 1 << 20) {
+            tags.push(frame.tag);
+            offset += frame.len;
+        }
+        tags
+    }
+
+    #[test]
+    fn proxy_answers_keep_their_place() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        // Bind+Execute of an earlier statement, then a Parse the server
+        // already has (answered by the proxy), then Sync.
+        p.expect(Expect::Bind, true, None);
+        p.expect(Expect::Execute, true, None);
+        p.reply(Synthetic::ParseComplete);
+        p.expect(Expect::ReadyForQuery, true, None);
+        p.release_replies(&mut out);
+        assert!(out.is_empty(), "must wait for the earlier answers");
+        for tag in [bt::BIND_COMPLETE, bt::DATA_ROW, bt::COMMAND_COMPLETE] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        p.release_replies(&mut out);
+        assert_eq!(tags(&out), vec![bt::PARSE_COMPLETE]);
+        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn hidden_parse_is_swallowed_but_its_error_is_not() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        stmts.insert(7);
+        p.expect(Expect::Parse, false, Some(Creates::Named(7)));
+        p.expect(Expect::Bind, true, None);
+        p.expect(Expect::ReadyForQuery, true, None);
+        assert_eq!(p.on_server_message(bt::PARSE_COMPLETE, &mut stmts, &mut out), Ok(Route::Hide));
+        assert!(stmts.has(7));
+
+        stmts.insert(8);
+        let mut p = Pipeline::default();
+        p.expect(Expect::Parse, false, Some(Creates::Named(8)));
+        p.expect(Expect::Bind, true, None);
+        p.reply(Synthetic::ParseComplete);
+        p.expect(Expect::ReadyForQuery, true, None);
+        assert_eq!(p.on_server_message(bt::ERROR, &mut stmts, &mut out), Ok(Route::Forward));
+        assert!(!stmts.has(8), "a failed Parse leaves nothing prepared");
+        // The server skips to Sync: the synthetic answer behind the error is dropped.
+        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert!(out.is_empty());
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn simple_query_errors_do_not_skip() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        p.expect(Expect::ReadyForQuery, true, None);
+        for tag in [bt::ROW_DESCRIPTION, bt::DATA_ROW, bt::COMMAND_COMPLETE, bt::ERROR] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        assert!(!p.is_empty());
+        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert!(p.is_empty());
+    }
+
+    #[test]
+    fn unexplained_messages_are_a_desync() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        assert_eq!(p.on_server_message(bt::DATA_ROW, &mut stmts, &mut out), Err(Desync(bt::DATA_ROW)));
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            Err(Desync(bt::READY_FOR_QUERY))
+        );
+    }
+
+    #[test]
+    fn proxy_error_suppresses_later_replies_until_sync() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        p.reply(Synthetic::Error(PgError::error("42P05", "exists")));
+        p.reply(Synthetic::CloseComplete);
+        p.expect(Expect::ReadyForQuery, true, None);
+        p.release_replies(&mut out);
+        assert_eq!(tags(&out), vec![bt::ERROR]);
+        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+    }
+}

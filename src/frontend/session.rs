@@ -1,0 +1,556 @@
+//! One client session after startup: the query loop.
+//!
+//! Bytes move between the client and its server connection as whole protocol
+//! messages copied between reusable buffers; only the fields pooling needs
+//! are read. Both directions are pumped concurrently with back-pressure, so
+//! a client that pipelines many statements or a server that streams a large
+//! result can never deadlock the two sockets against each other.
+
+use bytes::{Buf, Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
+
+use super::cancel::CancelKey;
+use super::params::{Params, note_reported, sync_query};
+use super::pipeline::{Creates, Expect, Pipeline, Route, Synthetic};
+use super::statements::{ClientStatements, StatementDef, server_name};
+use crate::backend::conn::{MAX_SERVER_MESSAGE, ServerConn};
+use crate::backend::pool::{Lease, Pool};
+use crate::config::PoolMode;
+use crate::net::messages::{
+    PgError, backend_tag as bt, bind_parts, parameter_status_parts, parse_parts,
+    put_cstr, put_message, query_text, tag, target_parts,
+};
+use crate::net::peek_frame;
+use crate::net::stream::ClientStream;
+
+/// Buffered bytes beyond which the proxy stops reading the other side.
+const HIGH_WATER: usize = 256 * 1024;
+
+/// How a session ended.
+#[derive(Debug)]
+pub enum SessionEnd {
+    /// The client said Terminate or closed its socket.
+    ClientGone,
+    /// The session must end with this error sent to the client.
+    Fatal(PgError),
+}
+
+impl From<PgError> for SessionEnd {
+    fn from(e: PgError) -> Self {
+        SessionEnd::Fatal(e)
+    }
+}
+
+/// Everything a session knows, for the duration of the client connection.
+pub struct Session {
+    /// Pool mode of this client's pool.
+    pub mode: PoolMode,
+    /// The pool this client's server connections come from.
+    pub pool: std::sync::Arc<Pool>,
+    /// The lent server connection, if any.
+    pub server: Option<Lease>,
+    /// Read half of the client socket.
+    pub client_rd: ReadHalf<ClientStream>,
+    /// Write half of the client socket.
+    pub client_wr: WriteHalf<ClientStream>,
+    /// Bytes from the client not yet handled.
+    pub inbox: BytesMut,
+    /// Bytes for the client not yet written.
+    pub outbox: BytesMut,
+    /// Answers the client still expects.
+    pub pipeline: Pipeline,
+    /// The client's prepared statements (transaction mode).
+    pub statements: ClientStatements,
+    /// The client's session parameters.
+    pub params: Params,
+    /// After a proxy-detected error in the extended protocol, the client's
+    /// messages are skipped until Sync, as the server would.
+    pub skip_until_sync: bool,
+    /// The client's cancel key.
+    pub cancel: CancelKey,
+    /// Largest message accepted from the client.
+    pub max_message: usize,
+    /// Query run on a server before another session gets it (session mode).
+    pub reset_query: String,
+}
+
+enum Io {
+    ClientRead(std::io::Result<usize>),
+    ClientWrote(std::io::Result<usize>),
+    ServerRead(std::io::Result<usize>),
+    ServerWrote(std::io::Result<usize>),
+}
+
+impl Session {
+    /// Runs the query loop until the client leaves or a fatal error.
+    pub async fn run(&mut self) -> SessionEnd {
+        let end = self.pump().await;
+        if let SessionEnd::Fatal(e) = &end {
+            e.encode(&mut self.outbox);
+        }
+        let _ = self.client_wr.write_all(&self.outbox).await;
+        let _ = self.client_wr.shutdown().await;
+        self.outbox.clear();
+        self.release_at_end().await;
+        end
+    }
+
+    async fn pump(&mut self) -> SessionEnd {
+        loop {
+            if let Err(end) = self.handle_client_messages().await {
+                return end;
+            }
+            if let Err(e) = self.handle_server_messages() {
+                return SessionEnd::Fatal(e);
+            }
+            self.pipeline.release_replies(&mut self.outbox);
+            self.release_if_idle();
+            match self.wait_io().await {
+                Io::ClientRead(Ok(0)) => return SessionEnd::ClientGone,
+                Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) => return SessionEnd::ClientGone,
+                Io::ServerRead(Ok(0)) | Io::ServerRead(Err(_)) | Io::ServerWrote(Err(_)) => {
+                    // Whatever the server said last (often a FATAL error)
+                    // goes to the client first.
+                    let _ = self.handle_server_messages();
+                    return SessionEnd::Fatal(self.server_lost());
+                }
+                Io::ClientRead(Ok(_)) | Io::ClientWrote(Ok(_)) | Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {}
+            }
+        }
+    }
+
+    fn server_lost(&mut self) -> PgError {
+        let address = self
+            .server
+            .as_ref()
+            .map(|l| l.conn_ref().cancel.address.clone())
+            .unwrap_or_default();
+        // The connection is unusable: dropping the lease closes it.
+        self.server = None;
+        self.cancel.slot.set(None);
+        PgError::fatal("08006", format!("lost the connection to server {address}"))
+            .with_hint("the transaction in progress, if any, was rolled back; reconnect and retry")
+    }
+
+    async fn wait_io(&mut self) -> Io {
+        let client_has_whole_message = matches!(peek_frame(&self.inbox, self.max_message), Ok(Some(_)));
+        let server_backlog = self.server.as_ref().map_or(0, |s| s.conn_ref().outbox.len());
+        let read_client = !client_has_whole_message && server_backlog < HIGH_WATER;
+        let read_server = self.outbox.len() < HIGH_WATER;
+        let write_client = !self.outbox.is_empty();
+        let (client_rd, client_wr, inbox, outbox) =
+            (&mut self.client_rd, &mut self.client_wr, &mut self.inbox, &mut self.outbox);
+        match self.server.as_mut().map(Lease::conn) {
+            Some(ServerConn {
+                reader,
+                writer,
+                inbox: server_inbox,
+                outbox: server_outbox,
+                ..
+            }) => {
+                let write_server = !server_outbox.is_empty();
+                tokio::select! {
+                    biased;
+                    r = client_wr.write_buf(outbox), if write_client => Io::ClientWrote(r),
+                    r = writer.write_buf(server_outbox), if write_server => Io::ServerWrote(r),
+                    r = reader.read_buf(server_inbox), if read_server => Io::ServerRead(r),
+                    r = client_rd.read_buf(inbox), if read_client => Io::ClientRead(r),
+                }
+            }
+            None => {
+                tokio::select! {
+                    biased;
+                    r = client_wr.write_buf(outbox), if write_client => Io::ClientWrote(r),
+                    r = client_rd.read_buf(inbox) => Io::ClientRead(r),
+                }
+            }
+        }
+    }
+
+    /// Handles every whole client message in the inbox, unless the server
+    /// side is backed up.
+    async fn handle_client_messages(&mut self) -> Result<(), SessionEnd> {
+        loop {
+            if self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.conn_ref().outbox.len() >= HIGH_WATER)
+            {
+                return Ok(());
+            }
+            let frame = match peek_frame(&self.inbox, self.max_message) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    return Err(PgError::fatal(if matches!(e, crate::net::FrameError::TooLarge { .. }) { "54000" } else { "08P01" }, e.to_string()).into());
+                }
+            };
+            let message = self.inbox.split_to(frame.len).freeze();
+            self.handle_client_message(frame.tag, message).await?;
+        }
+    }
+
+    async fn handle_client_message(&mut self, tag: u8, message: Bytes) -> Result<(), SessionEnd> {
+        let body = &message[crate::net::HEADER_LEN..];
+        if tag == tag::TERMINATE {
+            return Err(SessionEnd::ClientGone);
+        }
+        if self.skip_until_sync && tag != tag::SYNC {
+            return Ok(());
+        }
+        match tag {
+            tag::SYNC => {
+                self.skip_until_sync = false;
+                self.forward(&message, Expect::ReadyForQuery).await
+            }
+            tag::QUERY => self.on_query(&message, body).await,
+            tag::FUNCTION_CALL => self.forward(&message, Expect::ReadyForQuery).await,
+            tag::EXECUTE => self.forward(&message, Expect::Execute).await,
+            tag::PARSE if self.rewrites_statements() => self.on_parse(body).await,
+            tag::PARSE => self.forward(&message, Expect::Parse).await,
+            tag::BIND if self.rewrites_statements() => self.on_bind(body).await,
+            tag::BIND => self.forward(&message, Expect::Bind).await,
+            tag::DESCRIBE => self.on_describe(&message, body).await,
+            tag::CLOSE => self.on_close(&message, body).await,
+            tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                // Flush and COPY data only make sense while a server is
+                // attached; without one there is nothing to flush or copy to.
+                if let Some(server) = self.server.as_mut() {
+                    server.conn().outbox.extend_from_slice(&message);
+                }
+                Ok(())
+            }
+            other => Err(PgError::fatal(
+                "08P01",
+                format!("invalid frontend message type '{}'", char::from(other).escape_default()),
+            )
+            .into()),
+        }
+    }
+
+    fn rewrites_statements(&self) -> bool {
+        self.mode == PoolMode::Transaction
+    }
+
+    /// Sends a client message unchanged and records the answer it expects.
+    async fn forward(&mut self, message: &[u8], expect: Expect) -> Result<(), SessionEnd> {
+        self.attach().await?;
+        let conn = attached(&mut self.server);
+        conn.outbox.extend_from_slice(message);
+        self.pipeline.expect(expect, true, None);
+        Ok(())
+    }
+
+    async fn on_query(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+        if self.mode == PoolMode::Transaction
+            && let Some(keyword) = session_only_keyword(query_text(body))
+        {
+            return self.reject_query(keyword).await;
+        }
+        self.forward(message, Expect::ReadyForQuery).await?;
+        // A simple query destroys the unnamed statement, here and on the server.
+        self.statements.unnamed = None;
+        if let Some(server) = self.server.as_mut() {
+            server.conn().prepared.unnamed = None;
+        }
+        Ok(())
+    }
+
+    /// Refuses a statement that cannot work under transaction pooling. Inside
+    /// a transaction the server raises the error itself, so the transaction
+    /// is aborted exactly as it would be on a direct connection.
+    async fn reject_query(&mut self, keyword: &str) -> Result<(), SessionEnd> {
+        let message = format!("{keyword} is not supported in transaction pooling mode");
+        let hint = "use a user or database whose pool_mode is \"session\" for LISTEN/NOTIFY consumers";
+        match self.server.as_mut() {
+            Some(server) => {
+                let sql = format!(
+                    "DO $shardwire$ BEGIN RAISE EXCEPTION USING ERRCODE = 'feature_not_supported', MESSAGE = {}, HINT = {}; END $shardwire$",
+                    super::params::quote_literal(&message),
+                    super::params::quote_literal(hint)
+                );
+                crate::net::messages::put_query(&mut server.conn().outbox, &sql);
+                self.pipeline.expect(Expect::ReadyForQuery, true, None);
+            }
+            None => {
+                self.pipeline
+                    .reply(Synthetic::Error(PgError::error("0A000", message).with_hint(hint)));
+                self.pipeline.reply(Synthetic::ReadyForQuery(b'I'));
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_parse(&mut self, body: &[u8]) -> Result<(), SessionEnd> {
+        let Some((name, content)) = parse_parts(body) else {
+            return Err(PgError::fatal("08P01", "malformed Parse message").into());
+        };
+        if !name.is_empty() && self.statements.contains(name) {
+            self.pipeline.reply(Synthetic::Error(PgError::error(
+                "42P05",
+                format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name)),
+            )));
+            self.skip_until_sync = true;
+            return Ok(());
+        }
+        let def = StatementDef::new(content);
+        self.statements.insert(name, def.clone());
+        self.attach().await?;
+        let conn = attached(&mut self.server);
+        if name.is_empty() {
+            put_parse(&mut conn.outbox, b"", &def.content);
+            conn.prepared.unnamed = Some(def.id);
+            self.pipeline
+                .expect(Expect::Parse, true, Some(Creates::Unnamed(def.id)));
+        } else if conn.prepared.has(def.id) {
+            self.pipeline.reply(Synthetic::ParseComplete);
+        } else {
+            prepare_on_server(conn, &mut self.pipeline, &def, true);
+        }
+        Ok(())
+    }
+
+    /// Makes sure the server has the client's statement `name`; returns the
+    /// name it has there, or `None` when the client has no such statement
+    /// (the message then goes out unchanged and the server reports the error).
+    async fn ensure_prepared(&mut self, name: &[u8]) -> Result<Option<String>, SessionEnd> {
+        let def = self.statements.get(name).cloned();
+        self.attach().await?;
+        let conn = attached(&mut self.server);
+        let Some(def) = def else {
+            return Ok(None);
+        };
+        if name.is_empty() {
+            if conn.prepared.unnamed != Some(def.id) {
+                put_parse(&mut conn.outbox, b"", &def.content);
+                conn.prepared.unnamed = Some(def.id);
+                self.pipeline
+                    .expect(Expect::Parse, false, Some(Creates::Unnamed(def.id)));
+            }
+            return Ok(Some(String::new()));
+        }
+        if !conn.prepared.has(def.id) {
+            prepare_on_server(conn, &mut self.pipeline, &def, false);
+        }
+        Ok(Some(def.server_name()))
+    }
+
+    async fn on_bind(&mut self, body: &[u8]) -> Result<(), SessionEnd> {
+        let Some((portal, statement, rest)) = bind_parts(body) else {
+            return Err(PgError::fatal("08P01", "malformed Bind message").into());
+        };
+        let server_statement = self.ensure_prepared(statement).await?;
+        self.attach().await?;
+        let conn = attached(&mut self.server);
+        let statement = server_statement.as_deref().map_or(statement, str::as_bytes);
+        put_message(&mut conn.outbox, tag::BIND, |b| {
+            put_cstr(b, portal);
+            put_cstr(b, statement);
+            b.extend_from_slice(rest);
+        });
+        self.pipeline.expect(Expect::Bind, true, None);
+        Ok(())
+    }
+
+    async fn on_describe(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+        let Some((kind, name)) = target_parts(body) else {
+            return Err(PgError::fatal("08P01", "malformed Describe message").into());
+        };
+        if kind != b'S' || !self.rewrites_statements() {
+            return self.forward(message, Expect::Describe).await;
+        }
+        let server_statement = self.ensure_prepared(name).await?;
+        self.attach().await?;
+        let conn = attached(&mut self.server);
+        let name = server_statement.as_deref().map_or(name, str::as_bytes);
+        put_message(&mut conn.outbox, tag::DESCRIBE, |b| {
+            b.extend_from_slice(b"S");
+            put_cstr(b, name);
+        });
+        self.pipeline.expect(Expect::Describe, true, None);
+        Ok(())
+    }
+
+    async fn on_close(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+        let Some((kind, name)) = target_parts(body) else {
+            return Err(PgError::fatal("08P01", "malformed Close message").into());
+        };
+        if kind == b'S' && self.rewrites_statements() {
+            // Server statements are shared by content and closed only when
+            // evicted; the client's name is simply forgotten.
+            self.statements.remove(name);
+            self.pipeline.reply(Synthetic::CloseComplete);
+            return Ok(());
+        }
+        self.forward(message, Expect::Close).await
+    }
+
+    /// Gives this client a server connection if it has none, with the
+    /// client's session parameters applied.
+    async fn attach(&mut self) -> Result<(), SessionEnd> {
+        if self.server.is_none() {
+            let mut lease = self.pool.checkout().await?;
+            let conn = lease.conn();
+            if let Some(sql) = sync_query(&conn.session_params, &self.params) {
+                conn.run_maintenance(&sql).await?;
+                conn.session_params = self.params.clone();
+            }
+            self.cancel.slot.set(Some(conn.cancel.clone()));
+            self.server = Some(lease);
+        }
+        Ok(())
+    }
+
+    /// Moves whole server messages to the client (or drops the proxy's own).
+    fn handle_server_messages(&mut self) -> Result<(), PgError> {
+        let Some(lease) = self.server.as_mut() else {
+            return Ok(());
+        };
+        let conn = lease.conn();
+        while self.outbox.len() < HIGH_WATER {
+            let frame = match peek_frame(&conn.inbox, MAX_SERVER_MESSAGE) {
+                Ok(Some(frame)) => frame,
+                Ok(None) => break,
+                Err(e) => return Err(PgError::fatal("08P01", format!("invalid message from server: {e}"))),
+            };
+            let body = frame.body(&conn.inbox);
+            let route = match frame.tag {
+                bt::NOTICE | bt::NOTIFICATION => Route::Forward,
+                bt::PARAMETER_STATUS => {
+                    if let Some((name, value)) = parameter_status_parts(body) {
+                        conn.reported.insert(name.to_string(), value.to_string());
+                        if note_reported(&mut self.params, name, value) {
+                            conn.session_params
+                                .insert(name.to_ascii_lowercase(), value.to_string());
+                        }
+                    }
+                    Route::Forward
+                }
+                tag => {
+                    let route = self
+                        .pipeline
+                        .on_server_message(tag, &mut conn.prepared, &mut self.outbox)
+                        .map_err(|desync| {
+                            PgError::fatal(
+                                "08P01",
+                                format!(
+                                    "unexpected message '{}' from server {}",
+                                    char::from(desync.0).escape_default(),
+                                    conn.cancel.address
+                                ),
+                            )
+                        })?;
+                    match tag {
+                        bt::READY_FOR_QUERY => conn.status = body.first().copied().unwrap_or(b'I'),
+                        bt::COMMAND_COMPLETE => {
+                            note_command(body, &mut conn.prepared, &mut self.statements)
+                        }
+                        _ => {}
+                    }
+                    route
+                }
+            };
+            if route == Route::Forward {
+                self.outbox.extend_from_slice(&conn.inbox[..frame.len]);
+            }
+            conn.inbox.advance(frame.len);
+        }
+        Ok(())
+    }
+
+    /// In transaction mode, returns the server to the pool as soon as it is
+    /// idle outside a transaction with nothing outstanding.
+    fn release_if_idle(&mut self) {
+        if self.mode != PoolMode::Transaction || self.pipeline.awaits_server() {
+            return;
+        }
+        if self.server.as_ref().is_some_and(|s| s.conn_ref().is_clean()) {
+            self.cancel.slot.set(None);
+            if let Some(lease) = self.server.take() {
+                Pool::give_back(lease);
+            }
+        }
+    }
+
+    /// At the end of a session: roll back what the client left open and
+    /// reset the connection, or close it when its state is unknown.
+    async fn release_at_end(&mut self) {
+        self.cancel.slot.set(None);
+        let Some(mut lease) = self.server.take() else {
+            return;
+        };
+        if self.pipeline.awaits_server() {
+            // A statement is still running: its state cannot be known
+            // cheaply, so the connection is closed rather than reused.
+            return;
+        }
+        let reset = self.mode == PoolMode::Session;
+        let reset_query = self.reset_query.clone();
+        let cleanup = async {
+            let conn = lease.conn();
+            if conn.status != b'I' {
+                conn.run_maintenance("ROLLBACK").await?;
+            }
+            if reset && !reset_query.is_empty() {
+                conn.run_maintenance(&reset_query).await?;
+                conn.prepared.clear();
+                conn.session_params.clear();
+            }
+            Ok::<(), PgError>(())
+        };
+        match tokio::time::timeout(std::time::Duration::from_secs(5), cleanup).await {
+            Ok(Ok(())) => Pool::give_back(lease),
+            Ok(Err(e)) => tracing::warn!(error = %e, "closing server connection that failed its reset"),
+            Err(_) => tracing::warn!("closing server connection whose reset timed out"),
+        }
+    }
+}
+
+/// The server connection of a session that just attached one.
+fn attached(server: &mut Option<Lease>) -> &mut ServerConn {
+    server.as_mut().expect("attach() leaves a server attached").conn()
+}
+
+/// Prepares `def` on the server under its content name, closing a statement
+/// evicted to make room.
+fn prepare_on_server(conn: &mut ServerConn, pipeline: &mut Pipeline, def: &StatementDef, visible: bool) {
+    if let Some(evicted) = conn.prepared.insert(def.id) {
+        put_message(&mut conn.outbox, tag::CLOSE, |b| {
+            b.extend_from_slice(b"S");
+            put_cstr(b, server_name(evicted).as_bytes());
+        });
+        pipeline.expect(Expect::Close, false, None);
+    }
+    put_parse(&mut conn.outbox, def.server_name().as_bytes(), &def.content);
+    pipeline.expect(Expect::Parse, visible, Some(Creates::Named(def.id)));
+}
+
+fn put_parse(out: &mut BytesMut, name: &[u8], content: &[u8]) {
+    put_message(out, tag::PARSE, |b| {
+        put_cstr(b, name);
+        b.extend_from_slice(content);
+    });
+}
+
+/// Commands that drop every prepared statement of the server session.
+fn note_command(body: &[u8], prepared: &mut super::statements::ServerStatements, client: &mut ClientStatements) {
+    let command = crate::net::messages::split_cstr(body).map_or(body, |(t, _)| t);
+    if command == b"DISCARD ALL" || command == b"DEALLOCATE ALL" {
+        prepared.clear();
+        client.clear();
+    }
+}
+
+/// The first keyword of any statement in `sql` that needs a session of its
+/// own (LISTEN), if present.
+pub fn session_only_keyword(sql: &[u8]) -> Option<&'static str> {
+    // Cheap pre-check: most statements never mention it.
+    if !sql.windows(6).any(|w| w.eq_ignore_ascii_case(b"listen")) {
+        return None;
+    }
+    let text = std::str::from_utf8(sql).ok()?;
+    crate::router::statement_keywords(text)
+        .into_iter()
+        .any(|k| k.eq_ignore_ascii_case("listen"))
+        .then_some("LISTEN")
+}

@@ -1,0 +1,226 @@
+//! The running proxy: listeners, the shared state every session sees, and
+//! the handle used to stop it.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use arc_swap::ArcSwap;
+use tokio::net::{TcpListener, UnixListener};
+use tokio::sync::watch;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+
+use crate::backend::Pools;
+use crate::config::{Config, TlsSettings};
+use crate::frontend::auth::UserSecrets;
+use crate::frontend::cancel::CancelRegistry;
+use crate::net::stream::ClientStream;
+
+/// A config snapshot with everything derived from it.
+pub struct Runtime {
+    /// The configuration.
+    pub config: Config,
+    /// Per-user secrets derived from the configured passwords.
+    pub secrets: HashMap<String, UserSecrets>,
+    /// TLS acceptor, when TLS is configured.
+    pub tls: Option<TlsAcceptor>,
+}
+
+impl Runtime {
+    /// Derives secrets and loads TLS material for `config`.
+    pub fn new(config: Config) -> Result<Runtime> {
+        let secrets = config
+            .users
+            .iter()
+            .map(|u| (u.name.clone(), UserSecrets::derive(u)))
+            .collect();
+        let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        Ok(Runtime {
+            config,
+            secrets,
+            tls,
+        })
+    }
+}
+
+fn load_tls(settings: &TlsSettings) -> Result<TlsAcceptor> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&settings.cert)
+        .with_context(|| format!("cannot read TLS certificate {}", settings.cert.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("invalid PEM in {}", settings.cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&settings.key)
+        .with_context(|| format!("cannot read TLS key {}", settings.key.display()))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .context("TLS protocol versions")?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .context("TLS certificate and key do not match")?;
+    Ok(TlsAcceptor::from(Arc::new(config)))
+}
+
+/// State shared by all sessions.
+pub struct Shared {
+    runtime: ArcSwap<Runtime>,
+    /// Server connection pools.
+    pub pools: Arc<Pools>,
+    /// Cancel keys of live clients.
+    pub cancels: Arc<CancelRegistry>,
+    /// Clients connected right now.
+    pub clients: AtomicUsize,
+}
+
+impl Shared {
+    /// The current config snapshot.
+    pub fn runtime(&self) -> Arc<Runtime> {
+        self.runtime.load_full()
+    }
+}
+
+/// A running proxy; dropping it stops the listeners.
+pub struct ProxyHandle {
+    /// The TCP addresses actually bound (port 0 resolved).
+    pub addrs: Vec<SocketAddr>,
+    /// The Unix socket path, if any.
+    pub unix_socket: Option<PathBuf>,
+    /// Shared state, for the admin console and tests.
+    pub shared: Arc<Shared>,
+    stop: watch::Sender<bool>,
+}
+
+impl ProxyHandle {
+    /// Stops accepting new clients; sessions already running continue.
+    pub fn stop_listening(&self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+impl Drop for ProxyHandle {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(path) = &self.unix_socket {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Binds the listeners and starts serving `config`.
+pub async fn start(config: Config) -> Result<ProxyHandle> {
+    let runtime = Runtime::new(config)?;
+    let config = &runtime.config;
+    let mut tcp = Vec::new();
+    for addr in config.listen_addrs() {
+        let listener = TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (is another proxy or PgBouncer running there?)"))?;
+        tcp.push(listener);
+    }
+    let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let unix = match (&config.proxy.unix_socket_dir, addrs.first()) {
+        (Some(dir), Some(first)) => {
+            let path = dir.join(format!(".s.PGSQL.{}", first.port()));
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+            }
+            let listener = UnixListener::bind(&path)
+                .with_context(|| format!("cannot listen on unix socket {}", path.display()))?;
+            Some((listener, path))
+        }
+        _ => None,
+    };
+    let shared = Arc::new(Shared {
+        runtime: ArcSwap::from_pointee(runtime),
+        pools: Arc::new(Pools::default()),
+        cancels: Arc::new(CancelRegistry::default()),
+        clients: AtomicUsize::new(0),
+    });
+    let (stop, stop_rx) = watch::channel(false);
+    for listener in tcp {
+        tokio::spawn(accept_tcp(listener, Arc::clone(&shared), stop_rx.clone()));
+    }
+    let unix_socket = unix.map(|(listener, path)| {
+        tokio::spawn(accept_unix(listener, Arc::clone(&shared), stop_rx.clone()));
+        path
+    });
+    let maintenance = tokio::spawn(Arc::clone(&shared.pools).maintain_forever(Duration::from_secs(1)));
+    let mut stop_rx_maintenance = stop_rx;
+    tokio::spawn(async move {
+        let _ = stop_rx_maintenance.changed().await;
+        maintenance.abort();
+    });
+    Ok(ProxyHandle {
+        addrs,
+        unix_socket,
+        shared,
+        stop,
+    })
+}
+
+fn spawn_session(stream: ClientStream, shared: &Arc<Shared>) {
+    let shared = Arc::clone(shared);
+    tokio::spawn(async move {
+        shared.clients.fetch_add(1, Ordering::Relaxed);
+        crate::frontend::serve_client(stream, Arc::clone(&shared)).await;
+        shared.clients.fetch_sub(1, Ordering::Relaxed);
+    });
+}
+
+async fn accept_tcp(listener: TcpListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    spawn_session(ClientStream::Tcp(stream), &shared);
+                }
+                Err(e) => accept_failed(e).await,
+            },
+        }
+    }
+}
+
+async fn accept_unix(listener: UnixListener, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => spawn_session(ClientStream::Unix(stream), &shared),
+                Err(e) => accept_failed(e).await,
+            },
+        }
+    }
+}
+
+/// Accept errors (out of file descriptors, mostly) are transient: log and
+/// back off briefly instead of spinning.
+async fn accept_failed(e: std::io::Error) {
+    tracing::warn!(error = %e, "accept failed");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+}
+
+/// Resolves on Ctrl-C or SIGTERM, whichever comes first.
+pub async fn shutdown_signal() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = terminate => {}
+    }
+}
