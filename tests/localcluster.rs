@@ -139,15 +139,24 @@ fn stop_start_and_kill_keep_data_and_port() {
     assert!(!cluster.is_running());
     cluster.start().unwrap();
     assert_eq!(cluster.port(), port);
-    assert_eq!(cluster.psql("postgres", "select count(*) from t").unwrap(), "1");
+    assert_eq!(
+        cluster.psql("postgres", "select count(*) from t").unwrap(),
+        "1"
+    );
     // Crash (immediate stop) and restart: crash recovery keeps committed rows.
+    // (Separate calls: one -c string is one transaction, and with
+    // synchronous_commit off only a later CHECKPOINT makes the commit durable.)
     cluster
-        .psql("postgres", "insert into t values (2); checkpoint")
+        .psql("postgres", "insert into t values (2)")
         .unwrap();
+    cluster.psql("postgres", "checkpoint").unwrap();
     cluster.kill().unwrap();
     assert!(!cluster.is_running());
     cluster.start().unwrap();
-    assert_eq!(cluster.psql("postgres", "select count(*) from t").unwrap(), "2");
+    assert_eq!(
+        cluster.psql("postgres", "select count(*) from t").unwrap(),
+        "2"
+    );
     let dir = cluster.cluster_dir().to_path_buf();
     drop(cluster);
     assert!(!dir.exists(), "a temporary cluster is deleted on drop");
@@ -240,7 +249,9 @@ fn replica_gets_recovery_min_apply_delay() {
         "1500ms"
     );
     assert_eq!(
-        replica.psql("postgres", "select pg_is_in_recovery()").unwrap(),
+        replica
+            .psql("postgres", "select pg_is_in_recovery()")
+            .unwrap(),
         "t"
     );
 }
@@ -270,15 +281,21 @@ fn open_or_init_reopens_adopts_and_recovers_from_a_stale_pid_file() {
         assert_ne!(c2.port(), first_port);
     }
     drop(squatter);
-    assert_eq!(c2.psql("postgres", "select count(*) from kept").unwrap(), "1");
-    c2.psql("postgres", "insert into kept values (2); checkpoint")
-        .unwrap();
+    assert_eq!(
+        c2.psql("postgres", "select count(*) from kept").unwrap(),
+        "1"
+    );
+    c2.psql("postgres", "insert into kept values (2)").unwrap();
+    c2.psql("postgres", "checkpoint").unwrap();
 
     // A second handle while the server runs adopts it.
     let c3 = LocalCluster::open_or_init(&dir, &opts()).expect("adopting open");
     assert!(c3.is_adopted());
     assert_eq!(c3.port(), c2.port());
-    assert_eq!(c3.psql("postgres", "select count(*) from kept").unwrap(), "2");
+    assert_eq!(
+        c3.psql("postgres", "select count(*) from kept").unwrap(),
+        "2"
+    );
     // Let c3 be the owner; c2 must not stop the server when it goes away.
     std::mem::forget(c2);
 
@@ -297,7 +314,10 @@ fn open_or_init_reopens_adopts_and_recovers_from_a_stale_pid_file() {
     let c4 = LocalCluster::open_or_init(&dir, &opts()).expect("open after crash");
     assert!(!c4.is_adopted());
     assert_eq!(c4.role(), Role::Primary);
-    assert_eq!(c4.psql("postgres", "select count(*) from kept").unwrap(), "2");
+    assert_eq!(
+        c4.psql("postgres", "select count(*) from kept").unwrap(),
+        "2"
+    );
     let new_pid = pid_in(&data).unwrap();
     assert_ne!(new_pid, pid);
     drop(c4);
@@ -308,10 +328,7 @@ fn open_or_init_reopens_adopts_and_recovers_from_a_stale_pid_file() {
 fn open_or_init_rejects_a_bare_data_directory() {
     let primary = LocalCluster::start_temp(&opts()).expect("start");
     let err = LocalCluster::open_or_init(primary.data_dir(), &opts()).unwrap_err();
-    assert!(
-        format!("{err:#}").contains("data directory"),
-        "{err:#}"
-    );
+    assert!(format!("{err:#}").contains("data directory"), "{err:#}");
 }
 
 #[test]
@@ -329,7 +346,9 @@ fn find_pg_bin_from_checks_the_given_folder() {
 
     // A folder without them is an error naming PG_BIN and what is missing.
     let empty = tempfile::tempdir().unwrap();
-    let err = find_pg_bin_from(Some(empty.path())).unwrap_err().to_string();
+    let err = find_pg_bin_from(Some(empty.path()))
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("PG_BIN") && err.contains("initdb"), "{err}");
 }
 
@@ -343,7 +362,11 @@ fn find_pg_bin_honours_the_pg_bin_environment_variable() {
     let alt_str = alt.path().to_str().unwrap();
     let out = run_child_test("child_report_pg_bin", &[("PG_BIN", alt_str)]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let canonical = std::fs::canonicalize(alt.path()).unwrap();
     assert!(
         stdout.contains(&format!("PG_BIN_FOUND={}", canonical.display())),
@@ -393,7 +416,10 @@ fn exiting_without_dropping_stops_clusters_via_atexit() {
     let temp_pid: i32 = lines.next().unwrap().parse().unwrap();
     let kept_pid: i32 = lines.next().unwrap().parse().unwrap();
     assert!(!temp_dir.exists(), "temporary cluster removed at exit");
-    assert!(kept_dir.join("data/PG_VERSION").is_file(), "kept cluster stays");
+    assert!(
+        kept_dir.join("data/PG_VERSION").is_file(),
+        "kept cluster stays"
+    );
     assert!(!server_alive(kept_pid, &kept_dir.join("data")));
     // The temp data dir is gone, so check by pid: no live process with it.
     wait_until("the temporary server to be gone", || {
@@ -421,4 +447,36 @@ fn child_start_and_exit() {
     );
     std::fs::write(&report, text).unwrap();
     std::process::exit(0);
+}
+
+#[test]
+fn long_directory_paths_and_a_fixed_port_work() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent
+        .path()
+        .join("a-rather-long-directory-name-for-a-cluster-directory")
+        .join("that-does-not-fit-into-a-unix-socket-path");
+    let port = {
+        let l = std::net::TcpListener::bind(("127.0.0.1", 0)).unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let options = ClusterOptions {
+        port: Some(port),
+        extra_settings: vec![
+            ("cluster_name".into(), "it's set".into()),
+            ("work_mem".into(), "7MB".into()),
+        ],
+        ..opts()
+    };
+    let cluster = LocalCluster::open_or_init(&dir, &options).expect("open long path");
+    assert_eq!(cluster.port(), port);
+    assert!(!cluster.socket_dir().starts_with(&dir));
+    assert_eq!(
+        cluster.psql("postgres", "show cluster_name").unwrap(),
+        "it's set"
+    );
+    assert_eq!(cluster.psql("postgres", "show work_mem").unwrap(), "7MB");
+    // A second cluster cannot take the same fixed port.
+    let err = LocalCluster::start_temp(&options).unwrap_err();
+    assert!(format!("{err:#}").contains("already in use"), "{err:#}");
 }

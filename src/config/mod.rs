@@ -182,6 +182,7 @@ impl PoolSettings {
 pub enum AuthMethod {
     /// SCRAM-SHA-256 (RFC 7677), the default.
     #[default]
+    #[serde(rename = "scram-sha-256")]
     ScramSha256,
     /// The legacy md5 challenge.
     Md5,

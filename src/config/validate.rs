@@ -297,6 +297,15 @@ mod tests {
     }
 
     #[test]
+    fn shipped_example_config_is_valid() {
+        let text = include_str!("../../shardwire.example.toml");
+        let config = Config::from_toml(text, Path::new("shardwire.example.toml"))
+            .expect("the example config in the repository is valid");
+        assert_eq!(config.pool, crate::config::PoolSettings::default());
+        assert_eq!(config.proxy, crate::config::ProxySettings::default());
+    }
+
+    #[test]
     fn secrets_are_recognised() {
         assert!(is_stored_secret("md5e7b2b1ed1d4d69c7ff2ce9a3e7d2e2a7"));
         assert!(!is_stored_secret("md5password"));

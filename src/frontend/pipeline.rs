@@ -183,7 +183,13 @@ impl Pipeline {
             creates,
         }) = self.queue.front().cloned()
         else {
-            return Err(Desync(tag));
+            // An error nobody asked for is the server ending the session
+            // (shutdown, idle-in-transaction timeout): the client must see it.
+            return if tag == bt::ERROR {
+                Ok(Route::Forward)
+            } else {
+                Err(Desync(tag))
+            };
         };
         if tag == bt::ERROR {
             if expect.error_skips_to_sync() {
@@ -311,6 +317,17 @@ mod tests {
         assert_eq!(
             p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
             Err(Desync(bt::READY_FOR_QUERY))
+        );
+    }
+
+    #[test]
+    fn unsolicited_errors_reach_the_client() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        assert_eq!(
+            p.on_server_message(bt::ERROR, &mut stmts, &mut out),
+            Ok(Route::Forward)
         );
     }
 

@@ -70,12 +70,7 @@ impl LocalCluster {
         let run_as = RunAs::detect()?;
         let (root, temp) = new_temp_root()?;
         run_as.prepare_dir(&root)?;
-        template::create_data_dir(
-            &bin,
-            &run_as,
-            &opts.superuser_password,
-            &root.join("data"),
-        )?;
+        template::create_data_dir(&bin, &run_as, &opts.superuser_password, &root.join("data"))?;
         let mut cluster = Self::assemble(bin, run_as, root, opts.clone(), Some(temp))?;
         cluster.start_on_chosen_port(opts.port)?;
         Ok(cluster)
@@ -102,8 +97,8 @@ impl LocalCluster {
         let bin = PgBin::resolve(opts.pg_bin.as_deref())?;
         let run_as = RunAs::detect()?;
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let root = std::fs::canonicalize(dir)
-            .with_context(|| format!("resolving {}", dir.display()))?;
+        let root =
+            std::fs::canonicalize(dir).with_context(|| format!("resolving {}", dir.display()))?;
         if root.join("PG_VERSION").exists() {
             bail!(
                 "{} is itself a PostgreSQL data directory; open_or_init expects the directory \
@@ -166,7 +161,11 @@ impl LocalCluster {
     /// run), that replica is opened as with [`open_or_init`](Self::open_or_init).
     /// The replica inherits this cluster's options (password,
     /// max_connections, ... must match for a hot standby), plus `opts`.
-    pub fn create_replica(&self, dir: Option<&Path>, opts: &ReplicaOptions) -> Result<LocalCluster> {
+    pub fn create_replica(
+        &self,
+        dir: Option<&Path>,
+        opts: &ReplicaOptions,
+    ) -> Result<LocalCluster> {
         if !self.is_running() {
             bail!(
                 "cannot create a replica of {}: its server is not running",
@@ -175,7 +174,9 @@ impl LocalCluster {
         }
         let mut ropts = self.opts.clone();
         ropts.port = opts.port;
-        ropts.extra_settings.extend(opts.extra_settings.iter().cloned());
+        ropts
+            .extra_settings
+            .extend(opts.extra_settings.iter().cloned());
         let (root, temp) = match dir {
             Some(d) => {
                 std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -205,11 +206,19 @@ impl LocalCluster {
         prepare_empty_target(&data)?;
 
         let mut cmd = run_as.command(self.bin.tool("pg_basebackup"));
-        cmd.args(["-h", HOST, "-p", &self.port.to_string(), "-U", SUPERUSER, "-D"])
-            .arg(&data)
-            .args(["-R", "-X", "stream", "--checkpoint=fast"])
-            .env("PGPASSWORD", &self.opts.superuser_password)
-            .env("PGCONNECT_TIMEOUT", "10");
+        cmd.args([
+            "-h",
+            HOST,
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-D",
+        ])
+        .arg(&data)
+        .args(["-R", "-X", "stream", "--checkpoint=fast"])
+        .env("PGPASSWORD", &self.opts.superuser_password)
+        .env("PGCONNECT_TIMEOUT", "10");
         if self.opts.fast_unsafe {
             cmd.arg("--no-sync");
         }
@@ -436,11 +445,23 @@ impl LocalCluster {
     /// `psql -X -A -t -q -v ON_ERROR_STOP=1 -c SQL` and returns what it printed
     /// (unaligned rows, `|`-separated, no headers or command tags), without the
     /// final newline. For setup scripts; the error includes psql's stderr.
+    /// Several `;`-separated statements in one call run as one transaction
+    /// (one simple-query message), so statements such as `CREATE DATABASE`
+    /// or `VACUUM` need a call of their own.
     pub fn psql(&self, db: &str, sql: &str) -> Result<String> {
         let mut cmd = client_command(&self.psql);
         cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", db, "-c", sql])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                SUPERUSER,
+                "-d",
+                db,
+                "-c",
+                sql,
+            ])
             .env("PGPASSWORD", &self.opts.superuser_password)
             .env("PGCONNECT_TIMEOUT", "10");
         let out = process::run(&mut cmd, PSQL_TIMEOUT, "psql")?;
@@ -472,7 +493,11 @@ impl LocalCluster {
             ),
         )? != "0";
         let verb = if exists { "ALTER" } else { "CREATE" };
-        let su = if superuser { "SUPERUSER" } else { "NOSUPERUSER" };
+        let su = if superuser {
+            "SUPERUSER"
+        } else {
+            "NOSUPERUSER"
+        };
         self.psql(
             "postgres",
             &format!(
@@ -534,12 +559,8 @@ impl LocalCluster {
                 remove.push(socket_dir.clone());
             }
         }
-        let registry_id = registry::register(
-            bin.tool("pg_ctl"),
-            data_dir.clone(),
-            run_as.clone(),
-            remove,
-        );
+        let registry_id =
+            registry::register(bin.tool("pg_ctl"), data_dir.clone(), run_as.clone(), remove);
         let replica = data_dir.join("standby.signal").is_file();
         Ok(LocalCluster {
             psql: bin.client_tool("psql"),
@@ -668,6 +689,7 @@ impl LocalCluster {
             pidfile::reap_orphans(&self.data_dir, Duration::from_secs(10));
             let _ = std::fs::remove_file(pidfile::pid_file(&self.data_dir));
         }
+        pidfile::remove_stale_socket_locks(&self.socket_dir, &self.data_dir);
         self.write_config().map_err(plain)?;
         let log_offset = std::fs::metadata(&self.log_file)
             .map(|m| m.len())
@@ -687,7 +709,11 @@ impl LocalCluster {
         );
         let failure = match result {
             Ok(out) if out.status.success() => None,
-            Ok(out) => Some(format!("pg_ctl start failed ({}): {}", out.status, out.describe())),
+            Ok(out) => Some(format!(
+                "pg_ctl start failed ({}): {}",
+                out.status,
+                out.describe()
+            )),
             Err(e) => Some(format!("{e:#}")),
         };
         if let Some(what) = failure {
@@ -882,7 +908,10 @@ fn free_port() -> Result<u16> {
     for _ in 0..50 {
         let listener =
             TcpListener::bind((HOST, 0)).context("binding 127.0.0.1:0 to find a free port")?;
-        let port = listener.local_addr().context("reading the bound port")?.port();
+        let port = listener
+            .local_addr()
+            .context("reading the bound port")?
+            .port();
         drop(listener);
         let mut guard = HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner());
         let set = guard.get_or_insert_with(HashSet::new);

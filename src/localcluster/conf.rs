@@ -75,8 +75,8 @@ pub(crate) fn write_settings(
 ) -> Result<()> {
     run_as.write_file(&data_dir.join(SETTINGS_FILE), &render(settings)?)?;
     let main = data_dir.join("postgresql.conf");
-    let text = std::fs::read_to_string(&main)
-        .with_context(|| format!("reading {}", main.display()))?;
+    let text =
+        std::fs::read_to_string(&main).with_context(|| format!("reading {}", main.display()))?;
     if !text.lines().any(|l| l.trim() == INCLUDE_LINE) {
         let mut text = text;
         if !text.ends_with('\n') {
@@ -142,7 +142,10 @@ pub(crate) fn set_in_file(path: &Path, run_as: &RunAs, settings: &[(&str, String
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
         Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    let keys: Vec<String> = settings.iter().map(|(k, _)| k.to_ascii_lowercase()).collect();
+    let keys: Vec<String> = settings
+        .iter()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .collect();
     let mut out = String::new();
     for line in text.lines() {
         if line_key(line).is_some_and(|k| keys.contains(&k)) {

@@ -173,3 +173,29 @@ pub(crate) fn kill_everything(data_dir: &Path) {
     }
     let _ = std::fs::remove_file(pid_file(data_dir));
 }
+
+/// Removes `.s.PGSQL.<port>.lock` files in `socket_dir` whose postmaster is
+/// gone. A killed postmaster can linger as a zombie for a while, and Postgres
+/// refuses to take over a lock file whose pid still exists, even as a zombie.
+/// Call only while no server runs for `data_dir`.
+pub(crate) fn remove_stale_socket_locks(socket_dir: &Path, data_dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(socket_dir) else {
+        return;
+    };
+    for entry in entries.filter_map(|e| e.ok()) {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".s.PGSQL.") && name.ends_with(".lock")) {
+            continue;
+        }
+        let path = entry.path();
+        let pid = std::fs::read_to_string(&path)
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+            .unwrap_or(0);
+        if pid <= 0 || !is_server_for(pid, data_dir) {
+            tracing::debug!(file = %path.display(), pid, "removing stale socket lock file");
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}

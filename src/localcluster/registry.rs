@@ -27,7 +27,9 @@ static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 static ATEXIT: Once = Once::new();
 
 fn lock() -> MutexGuard<'static, Vec<Entry>> {
-    REGISTRY.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    REGISTRY
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Registers a cluster; returns the id to unregister it with. Installs the
@@ -64,9 +66,12 @@ pub(crate) fn unregister(id: u64) {
 /// Stops every cluster started by this process that is still registered
 /// (fast shutdown, then immediate, then kill) and deletes the temporary ones.
 ///
-/// Call it from a Ctrl-C handler (e.g. in `shardwire demo`) before exiting, so
-/// no postgres process is left behind. The [`LocalCluster`](super::LocalCluster)
-/// values stay valid: dropping them afterwards is harmless.
+/// Call it when handling Ctrl-C (e.g. after `tokio::signal::ctrl_c()` in
+/// `shardwire demo`; not from inside a raw signal handler, as it runs
+/// processes and takes a lock) before exiting, so no postgres process is left
+/// behind. It blocks until the servers are down. Dropping the
+/// [`LocalCluster`](super::LocalCluster) values afterwards is harmless, but
+/// they should not be used any more (temporary ones have lost their directory).
 pub fn stop_all_registered() {
     stop_all(StopMode::Fast, Duration::from_secs(20));
 }

@@ -189,7 +189,11 @@ fn lookup_user(name: &str) -> Result<Option<PwEntry>> {
         PathBuf::from("/")
     } else {
         // SAFETY: non-null, NUL-terminated, points into buf.
-        PathBuf::from(unsafe { CStr::from_ptr(pwd.pw_dir) }.to_string_lossy().into_owned())
+        PathBuf::from(
+            unsafe { CStr::from_ptr(pwd.pw_dir) }
+                .to_string_lossy()
+                .into_owned(),
+        )
     };
     Ok(Some(PwEntry {
         uid: pwd.pw_uid,
@@ -210,5 +214,9 @@ fn lookup_uid_name(uid: u32) -> Option<String> {
         return None;
     }
     // SAFETY: non-null, NUL-terminated, points into buf.
-    Some(unsafe { CStr::from_ptr(pwd.pw_name) }.to_string_lossy().into_owned())
+    Some(
+        unsafe { CStr::from_ptr(pwd.pw_name) }
+            .to_string_lossy()
+            .into_owned(),
+    )
 }

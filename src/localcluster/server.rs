@@ -55,10 +55,13 @@ pub(crate) fn stop(
     for m in modes {
         let secs = timeout.as_secs().max(1);
         let mut cmd = run_as.command(pg_ctl);
-        cmd.arg("stop")
-            .arg("-D")
-            .arg(data_dir)
-            .args(["-m", m.arg(), "-w", "-t", &secs.to_string()]);
+        cmd.arg("stop").arg("-D").arg(data_dir).args([
+            "-m",
+            m.arg(),
+            "-w",
+            "-t",
+            &secs.to_string(),
+        ]);
         match process::run(&mut cmd, timeout + Duration::from_secs(15), "pg_ctl stop") {
             Ok(out) if out.status.success() => {
                 pidfile::reap_orphans(data_dir, Duration::from_secs(5));

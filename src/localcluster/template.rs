@@ -100,7 +100,8 @@ fn ensure_template(bin: &PgBin, run_as: &RunAs, password: &str) -> Result<PathBu
         }
         Err(e) => {
             let _ = std::fs::remove_dir_all(&tmp);
-            Err(e).with_context(|| format!("renaming the initdb template to {}", final_dir.display()))
+            Err(e)
+                .with_context(|| format!("renaming the initdb template to {}", final_dir.display()))
         }
     }
 }
@@ -164,7 +165,10 @@ fn copy_dir(src: &Path, dest: &Path) -> Result<()> {
     }
     let mut cmd = client_command("cp");
     cmd.arg("-a").arg(src).arg(dest);
-    process::run(&mut cmd, INITDB_TIMEOUT, "copying the initdb template")?
-        .check(&format!("cp -a {} {}", src.display(), dest.display()))?;
+    process::run(&mut cmd, INITDB_TIMEOUT, "copying the initdb template")?.check(&format!(
+        "cp -a {} {}",
+        src.display(),
+        dest.display()
+    ))?;
     Ok(())
 }

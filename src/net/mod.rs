@@ -95,7 +95,7 @@ mod tests {
 
     #[test]
     fn waits_for_header_and_body() {
-        let msg = [b'Q', 0, 0, 0, 9, b's', b'e', b'l', 0];
+        let msg = [b'Q', 0, 0, 0, 8, b's', b'e', b'l', 0];
         for cut in 0..msg.len() {
             assert_eq!(peek_frame(&msg[..cut], 1024), Ok(None), "cut at {cut}");
         }
