@@ -35,8 +35,8 @@ pub struct ServerTarget {
 /// The server's cancel key, so a client's CancelRequest can be passed on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CancelTarget {
-    /// `host:port` of the server.
-    pub address: String,
+    /// `host:port` of the server (shared: copied on every checkout).
+    pub address: std::sync::Arc<str>,
     /// Backend process id.
     pub pid: i32,
     /// Backend secret key.
@@ -147,7 +147,7 @@ impl ServerConn {
             inbox: BytesMut::with_capacity(8192),
             outbox: BytesMut::with_capacity(8192),
             cancel: CancelTarget {
-                address: target.address.clone(),
+                address: target.address.as_str().into(),
                 pid: 0,
                 secret: 0,
             },

@@ -101,7 +101,7 @@ impl CancelRegistry {
         };
         let mut packet = BytesMut::new();
         postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut packet);
-        match tokio::net::TcpStream::connect(&target.address).await {
+        match tokio::net::TcpStream::connect(&*target.address).await {
             Ok(mut stream) => {
                 if let Err(e) = stream.write_all(&packet).await {
                     tracing::warn!(server = %target.address, error = %e, "cancel request not delivered");

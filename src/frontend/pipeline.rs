@@ -30,8 +30,11 @@ pub enum Expect {
     Describe,
     /// Execute: CommandComplete, EmptyQueryResponse or PortalSuspended.
     Execute,
-    /// Sync, simple Query or FunctionCall: ReadyForQuery.
+    /// Simple Query or FunctionCall: ReadyForQuery.
     ReadyForQuery,
+    /// Sync: ReadyForQuery, except that a server in COPY IN mode ignores a
+    /// Sync (drivers send one right after the Execute that starts a COPY).
+    Sync,
 }
 
 impl Expect {
@@ -44,14 +47,14 @@ impl Expect {
             Expect::Execute => {
                 tag == bt::COMMAND_COMPLETE || tag == bt::EMPTY_QUERY || tag == bt::PORTAL_SUSPENDED
             }
-            Expect::ReadyForQuery => tag == bt::READY_FOR_QUERY,
+            Expect::ReadyForQuery | Expect::Sync => tag == bt::READY_FOR_QUERY,
         }
     }
 
     /// Whether an ErrorResponse ends this message's answer and makes the
     /// server skip to the next Sync (true for the extended protocol).
     fn error_skips_to_sync(self) -> bool {
-        self != Expect::ReadyForQuery
+        !matches!(self, Expect::ReadyForQuery | Expect::Sync)
     }
 }
 
@@ -93,6 +96,9 @@ pub enum Pending {
     },
     /// Answered by the proxy.
     Proxy(Synthetic),
+    /// Where the client ended a COPY IN (CopyDone or CopyFail): Syncs sent
+    /// before it reached a server in COPY IN mode, which ignores them.
+    CopyEnd,
 }
 
 /// What to do with one server message.
@@ -114,11 +120,17 @@ pub struct Desync(pub u8);
 pub struct Pipeline {
     queue: VecDeque<Pending>,
     failed: bool,
+    /// The server is in COPY IN mode and the client has not ended it yet.
+    copy_in: bool,
 }
 
 impl Pipeline {
     /// Adds an expected server answer.
     pub fn expect(&mut self, expect: Expect, visible: bool, creates: Option<Creates>) {
+        if expect == Expect::Sync && self.copy_in {
+            // The server ignores it: no answer will come.
+            return;
+        }
         self.queue.push_back(Pending::Server {
             expect,
             visible,
@@ -131,6 +143,17 @@ impl Pipeline {
         self.queue.push_back(Pending::Proxy(reply));
     }
 
+    /// Notes that the client ended a COPY IN (sent CopyDone or CopyFail).
+    pub fn copy_ended(&mut self) {
+        if self.copy_in {
+            self.copy_in = false;
+        } else if !self.queue.is_empty() {
+            // The server may not have entered COPY IN yet: remember where
+            // the client's COPY data ended.
+            self.queue.push_back(Pending::CopyEnd);
+        }
+    }
+
     /// True when no answer is outstanding.
     pub fn is_empty(&self) -> bool {
         self.queue.is_empty()
@@ -139,14 +162,40 @@ impl Pipeline {
     /// True while a server answer is outstanding (so the server connection
     /// must stay with this client).
     pub fn awaits_server(&self) -> bool {
-        self.queue.iter().any(|p| matches!(p, Pending::Server { .. }))
+        self.copy_in || self.queue.iter().any(|p| matches!(p, Pending::Server { .. }))
+    }
+
+    /// The server entered COPY IN: the Syncs the client sent after the
+    /// COPY started and before it ended the COPY will never be answered.
+    fn enter_copy_in(&mut self) {
+        let end = self
+            .queue
+            .iter()
+            .position(|p| *p == Pending::CopyEnd)
+            .unwrap_or(self.queue.len());
+        let mut index = 1;
+        let mut end = end;
+        while index < end {
+            if matches!(self.queue[index], Pending::Server { expect: Expect::Sync, .. }) {
+                self.queue.remove(index);
+                end -= 1;
+            } else {
+                index += 1;
+            }
+        }
+        match self.queue.get(end) {
+            Some(Pending::CopyEnd) => {
+                self.queue.remove(end);
+            }
+            _ => self.copy_in = true,
+        }
     }
 
     /// Writes the proxy answers that are now at the head of the queue.
     pub fn release_replies(&mut self, out: &mut BytesMut) {
-        while let Some(Pending::Proxy(_)) = self.queue.front() {
+        while let Some(Pending::Proxy(_) | Pending::CopyEnd) = self.queue.front() {
             let Some(Pending::Proxy(reply)) = self.queue.pop_front() else {
-                break;
+                continue;
             };
             match reply {
                 Synthetic::ReadyForQuery(status) => {
@@ -192,12 +241,19 @@ impl Pipeline {
             };
         };
         if tag == bt::ERROR {
+            self.copy_in = false;
             if expect.error_skips_to_sync() {
                 self.queue.pop_front();
                 undo(creates, statements);
                 self.failed = true;
             }
             return Ok(Route::Forward);
+        }
+        match tag {
+            bt::COPY_IN => self.enter_copy_in(),
+            // The server has left COPY IN, whether the client ended it or not.
+            bt::COMMAND_COMPLETE => self.copy_in = false,
+            _ => {}
         }
         if expect.ends_with(tag) {
             self.queue.pop_front();
@@ -209,14 +265,14 @@ impl Pipeline {
         while let Some(pending) = self.queue.pop_front() {
             match pending {
                 Pending::Server {
-                    expect: Expect::ReadyForQuery,
+                    expect: Expect::ReadyForQuery | Expect::Sync,
                     ..
                 } => {
                     self.failed = false;
                     return Ok(Route::Forward);
                 }
                 Pending::Server { creates, .. } => undo(creates, statements),
-                Pending::Proxy(_) => {}
+                Pending::Proxy(_) | Pending::CopyEnd => {}
             }
         }
         Err(Desync(bt::READY_FOR_QUERY))
@@ -318,6 +374,56 @@ mod tests {
             p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
             Err(Desync(bt::READY_FOR_QUERY))
         );
+    }
+
+    #[test]
+    fn syncs_sent_during_copy_in_are_not_awaited() {
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        // tokio-postgres: Bind, Execute, Sync, CopyData.., CopyDone, Sync,
+        // all sent before the server answers.
+        let mut p = Pipeline::default();
+        p.expect(Expect::Bind, true, None);
+        p.expect(Expect::Execute, true, None);
+        p.expect(Expect::Sync, true, None);
+        p.copy_ended();
+        p.expect(Expect::Sync, true, None);
+        for tag in [bt::BIND_COMPLETE, bt::COPY_IN, bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        assert!(!p.awaits_server(), "one ReadyForQuery answers the COPY");
+
+        // The same, but the client waits for CopyInResponse before sending data.
+        let mut p = Pipeline::default();
+        p.expect(Expect::Bind, true, None);
+        p.expect(Expect::Execute, true, None);
+        p.expect(Expect::Sync, true, None);
+        for tag in [bt::BIND_COMPLETE, bt::COPY_IN] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        p.expect(Expect::Sync, true, None); // ignored by the server, stray
+        assert!(p.awaits_server());
+        p.copy_ended();
+        p.expect(Expect::Sync, true, None);
+        for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        assert!(!p.awaits_server());
+    }
+
+    #[test]
+    fn simple_query_copy_needs_no_sync() {
+        let mut stmts = ServerStatements::new(10);
+        let mut out = BytesMut::new();
+        let mut p = Pipeline::default();
+        p.expect(Expect::ReadyForQuery, true, None);
+        assert_eq!(p.on_server_message(bt::COPY_IN, &mut stmts, &mut out), Ok(Route::Forward));
+        p.copy_ended();
+        for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
+            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        }
+        assert!(!p.awaits_server());
+        assert!(p.is_empty());
     }
 
     #[test]

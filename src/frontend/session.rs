@@ -6,6 +6,8 @@
 //! a client that pipelines many statements or a server that streams a large
 //! result can never deadlock the two sockets against each other.
 
+use std::sync::Arc;
+
 use bytes::{Buf, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
@@ -201,7 +203,7 @@ impl Session {
         match tag {
             tag::SYNC => {
                 self.skip_until_sync = false;
-                self.forward(&message, Expect::ReadyForQuery).await
+                self.forward(&message, Expect::Sync).await
             }
             tag::QUERY => self.on_query(&message, body).await,
             tag::FUNCTION_CALL => self.forward(&message, Expect::ReadyForQuery).await,
@@ -217,6 +219,9 @@ impl Session {
                 // attached; without one there is nothing to flush or copy to.
                 if let Some(server) = self.server.as_mut() {
                     server.conn().outbox.extend_from_slice(&message);
+                    if tag == tag::COPY_DONE || tag == tag::COPY_FAIL {
+                        self.pipeline.copy_ended();
+                    }
                 }
                 Ok(())
             }
@@ -310,10 +315,14 @@ impl Session {
         Ok(())
     }
 
-    /// Makes sure the server has the client's statement `name`; returns the
-    /// name it has there, or `None` when the client has no such statement
-    /// (the message then goes out unchanged and the server reports the error).
-    async fn ensure_prepared(&mut self, name: &[u8]) -> Result<Option<String>, SessionEnd> {
+    /// Makes sure the server has the client's statement `name` (preparing it
+    /// there when missing) and returns its definition, or `None` when the
+    /// client has no such statement: the message then goes out unchanged and
+    /// the server reports the error exactly as it would without a proxy.
+    async fn ensure_prepared(
+        &mut self,
+        name: &[u8],
+    ) -> Result<Option<Arc<StatementDef>>, SessionEnd> {
         let def = self.statements.get(name).cloned();
         self.attach().await?;
         let conn = attached(&mut self.server);
@@ -327,29 +336,42 @@ impl Session {
                 self.pipeline
                     .expect(Expect::Parse, false, Some(Creates::Unnamed(def.id)));
             }
-            return Ok(Some(String::new()));
-        }
-        if !conn.prepared.has(def.id) {
+        } else if !conn.prepared.has(def.id) {
             prepare_on_server(conn, &mut self.pipeline, &def, false);
         }
-        Ok(Some(def.server_name()))
+        Ok(Some(def))
+    }
+
+    /// Sends Bind or Describe-statement with the client's statement name
+    /// replaced by the server's.
+    async fn send_with_statement(
+        &mut self,
+        name: &[u8],
+        expect: Expect,
+        write: impl FnOnce(&mut BytesMut, &[u8]),
+    ) -> Result<(), SessionEnd> {
+        let def = self.ensure_prepared(name).await?;
+        let server_name = match &def {
+            Some(def) if !name.is_empty() => def.server_name.as_bytes(),
+            _ => name,
+        };
+        write(&mut attached(&mut self.server).outbox, server_name);
+        self.pipeline.expect(expect, true, None);
+        Ok(())
     }
 
     async fn on_bind(&mut self, body: &[u8]) -> Result<(), SessionEnd> {
         let Some((portal, statement, rest)) = bind_parts(body) else {
             return Err(PgError::fatal("08P01", "malformed Bind message").into());
         };
-        let server_statement = self.ensure_prepared(statement).await?;
-        self.attach().await?;
-        let conn = attached(&mut self.server);
-        let statement = server_statement.as_deref().map_or(statement, str::as_bytes);
-        put_message(&mut conn.outbox, tag::BIND, |b| {
-            put_cstr(b, portal);
-            put_cstr(b, statement);
-            b.extend_from_slice(rest);
-        });
-        self.pipeline.expect(Expect::Bind, true, None);
-        Ok(())
+        self.send_with_statement(statement, Expect::Bind, |out, name| {
+            put_message(out, tag::BIND, |b| {
+                put_cstr(b, portal);
+                put_cstr(b, name);
+                b.extend_from_slice(rest);
+            })
+        })
+        .await
     }
 
     async fn on_describe(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
@@ -359,16 +381,13 @@ impl Session {
         if kind != b'S' || !self.rewrites_statements() {
             return self.forward(message, Expect::Describe).await;
         }
-        let server_statement = self.ensure_prepared(name).await?;
-        self.attach().await?;
-        let conn = attached(&mut self.server);
-        let name = server_statement.as_deref().map_or(name, str::as_bytes);
-        put_message(&mut conn.outbox, tag::DESCRIBE, |b| {
-            b.extend_from_slice(b"S");
-            put_cstr(b, name);
-        });
-        self.pipeline.expect(Expect::Describe, true, None);
-        Ok(())
+        self.send_with_statement(name, Expect::Describe, |out, name| {
+            put_message(out, tag::DESCRIBE, |b| {
+                b.extend_from_slice(b"S");
+                put_cstr(b, name);
+            })
+        })
+        .await
     }
 
     async fn on_close(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
@@ -521,7 +540,7 @@ fn prepare_on_server(conn: &mut ServerConn, pipeline: &mut Pipeline, def: &State
         });
         pipeline.expect(Expect::Close, false, None);
     }
-    put_parse(&mut conn.outbox, def.server_name().as_bytes(), &def.content);
+    put_parse(&mut conn.outbox, def.server_name.as_bytes(), &def.content);
     pipeline.expect(Expect::Parse, visible, Some(Creates::Named(def.id)));
 }
 

@@ -23,20 +23,20 @@ pub struct StatementDef {
     pub id: u128,
     /// Query text, NUL, parameter count and parameter type OIDs.
     pub content: Bytes,
+    /// The name this statement has on server connections (computed once:
+    /// it is written into every Bind).
+    pub server_name: String,
 }
 
 impl StatementDef {
     /// Builds the definition from the Parse body after the statement name.
     pub fn new(content: &[u8]) -> Arc<StatementDef> {
+        let id = xxh3_128(content);
         Arc::new(StatementDef {
-            id: xxh3_128(content),
+            id,
             content: Bytes::copy_from_slice(content),
+            server_name: server_name(id),
         })
-    }
-
-    /// The name this statement has on server connections.
-    pub fn server_name(&self) -> String {
-        server_name(self.id)
     }
 }
 
@@ -165,9 +165,9 @@ mod tests {
         let a = StatementDef::new(b"select $1\0\0\x01\0\0\0\x17");
         let b = StatementDef::new(b"select $1\0\0\x01\0\0\0\x17");
         let c = StatementDef::new(b"select $1\0\0\x01\0\0\0\x19");
-        assert_eq!(a.server_name(), b.server_name());
-        assert_ne!(a.server_name(), c.server_name());
-        assert!(a.server_name().len() < 64, "fits NAMEDATALEN");
+        assert_eq!(a.server_name, b.server_name);
+        assert_ne!(a.server_name, c.server_name);
+        assert!(a.server_name.len() < 64, "fits NAMEDATALEN");
     }
 
     #[test]
