@@ -479,4 +479,10 @@ fn long_directory_paths_and_a_fixed_port_work() {
     // A second cluster cannot take the same fixed port.
     let err = LocalCluster::start_temp(&options).unwrap_err();
     assert!(format!("{err:#}").contains("already in use"), "{err:#}");
+    let socket_dir = cluster.socket_dir().to_path_buf();
+    drop(cluster);
+    assert!(
+        !socket_dir.exists(),
+        "the outside socket directory is removed"
+    );
 }

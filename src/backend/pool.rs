@@ -70,12 +70,16 @@ pub struct Lease {
 impl Lease {
     /// The leased connection.
     pub fn conn(&mut self) -> &mut ServerConn {
-        self.conn.as_mut().expect("a lease holds its connection until it ends")
+        self.conn
+            .as_mut()
+            .expect("a lease holds its connection until it ends")
     }
 
     /// Read-only view of the leased connection.
     pub fn conn_ref(&self) -> &ServerConn {
-        self.conn.as_ref().expect("a lease holds its connection until it ends")
+        self.conn
+            .as_ref()
+            .expect("a lease holds its connection until it ends")
     }
 
     /// The pool this lease came from.
@@ -138,28 +142,9 @@ impl Pool {
     /// Lends a connection, waiting up to the checkout timeout for a free one.
     /// Idle connections that died or aged out are closed on the way.
     pub async fn checkout(self: &Arc<Self>) -> Result<Lease, PgError> {
-        self.counters.waiting.fetch_add(1, Ordering::Relaxed);
-        let permit = tokio::time::timeout(
-            self.limits.checkout_timeout,
-            self.permits.clone().acquire_owned(),
-        )
-        .await;
-        self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
-        let permit = match permit {
-            Ok(Ok(permit)) => permit,
-            Ok(Err(_)) => return Err(PgError::fatal("57P01", "the pool is shutting down")),
-            Err(_) => {
-                self.counters.checkout_timeouts.fetch_add(1, Ordering::Relaxed);
-                return Err(PgError::error(
-                    "53300",
-                    format!(
-                        "no server connection to {} became free within {} ms",
-                        self.target.address,
-                        self.limits.checkout_timeout.as_millis()
-                    ),
-                )
-                .with_hint("raise pool.size or pool.checkout_timeout_ms, or shorten transactions"));
-            }
+        let permit = match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => self.wait_for_permit().await?,
         };
         while let Some(conn) = self.take_idle() {
             if self.reusable(&conn, Instant::now()) {
@@ -167,8 +152,43 @@ impl Pool {
             }
             self.note_closed();
         }
-        let conn = self.open_connection().await.map_err(|e| e.to_client_error())?;
+        let conn = self
+            .open_connection()
+            .await
+            .map_err(|e| e.to_client_error())?;
         Ok(self.lease(conn, permit))
+    }
+
+    /// The slow path of checkout: queue (fairly, first come first served)
+    /// for a connection until the checkout timeout.
+    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, PgError> {
+        self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+        let permit = tokio::time::timeout(
+            self.limits.checkout_timeout,
+            self.permits.clone().acquire_owned(),
+        )
+        .await;
+        self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        match permit {
+            Ok(Ok(permit)) => Ok(permit),
+            Ok(Err(_)) => Err(PgError::fatal("57P01", "the pool is shutting down")),
+            Err(_) => {
+                self.counters
+                    .checkout_timeouts
+                    .fetch_add(1, Ordering::Relaxed);
+                // The session ends: its statement cannot run, and a client
+                // that queued this long is better off reconnecting.
+                Err(PgError::fatal(
+                    "53300",
+                    format!(
+                        "no server connection to {} became free within {} ms",
+                        self.target.address,
+                        self.limits.checkout_timeout.as_millis()
+                    ),
+                )
+                .with_hint("raise pool.size or pool.checkout_timeout_ms, or shorten transactions"))
+            }
+        }
     }
 
     fn take_idle(&self) -> Option<ServerConn> {
@@ -229,7 +249,8 @@ impl Pool {
             let total = idle.len();
             for (i, conn) in idle.drain(..).enumerate() {
                 let surplus = total - i > self.limits.min_idle;
-                let too_idle = surplus && now.duration_since(conn.idle_since) >= self.limits.idle_timeout;
+                let too_idle =
+                    surplus && now.duration_since(conn.idle_since) >= self.limits.idle_timeout;
                 if too_idle || !self.reusable(&conn, now) {
                     expired.push(conn);
                 } else {

@@ -22,7 +22,10 @@ impl UserSecrets {
     /// Derives the secrets of `user` from its configured password.
     pub fn derive(user: &User) -> UserSecrets {
         match user.password.as_deref() {
-            None => UserSecrets { scram: None, md5: None },
+            None => UserSecrets {
+                scram: None,
+                md5: None,
+            },
             Some(p) if p.starts_with("SCRAM-SHA-256$") => UserSecrets {
                 scram: ScramSecret::parse(p),
                 md5: None,
@@ -40,7 +43,10 @@ impl UserSecrets {
 }
 
 fn auth_failed(user: &str) -> PgError {
-    PgError::fatal("28P01", format!("password authentication failed for user \"{user}\""))
+    PgError::fatal(
+        "28P01",
+        format!("password authentication failed for user \"{user}\""),
+    )
 }
 
 /// Runs the configured authentication exchange; on success the caller sends
@@ -54,7 +60,10 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
     match user.auth {
         AuthMethod::Trust => Ok(()),
         AuthMethod::Md5 => {
-            let secret = secrets.md5.as_deref().ok_or_else(|| auth_failed(&user.name))?;
+            let secret = secrets
+                .md5
+                .as_deref()
+                .ok_or_else(|| auth_failed(&user.name))?;
             let salt: [u8; 4] = rand::random();
             send(stream, Authentication::MD5Password(salt.to_vec())).await?;
             let response = read_password_message(stream, inbox).await?;
@@ -65,15 +74,24 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
             }
         }
         AuthMethod::ScramSha256 => {
-            let secret = secrets.scram.clone().ok_or_else(|| auth_failed(&user.name))?;
-            send(stream, Authentication::SASL(vec!["SCRAM-SHA-256".to_string()])).await?;
+            let secret = secrets
+                .scram
+                .clone()
+                .ok_or_else(|| auth_failed(&user.name))?;
+            send(
+                stream,
+                Authentication::SASL(vec!["SCRAM-SHA-256".to_string()]),
+            )
+            .await?;
             let initial = read_password_message(stream, inbox).await?;
             let client_first = sasl_initial_data(&initial)?;
             let exchange = ScramExchange::start(secret, client_first)
                 .map_err(|e| PgError::fatal("08P01", e.to_string()))?;
             send(
                 stream,
-                Authentication::SASLContinue(Bytes::copy_from_slice(exchange.server_first().as_bytes())),
+                Authentication::SASLContinue(Bytes::copy_from_slice(
+                    exchange.server_first().as_bytes(),
+                )),
             )
             .await?;
             let client_final = read_password_message(stream, inbox).await?;
@@ -81,7 +99,11 @@ pub async fn authenticate<S: AsyncRead + AsyncWrite + Unpin>(
                 crate::auth::ScramError::WrongPassword => auth_failed(&user.name),
                 other => PgError::fatal("08P01", other.to_string()),
             })?;
-            send(stream, Authentication::SASLFinal(Bytes::from(server_final.into_bytes()))).await
+            send(
+                stream,
+                Authentication::SASLFinal(Bytes::from(server_final.into_bytes())),
+            )
+            .await
         }
     }
 }
@@ -130,7 +152,10 @@ async fn read_password_message<S: AsyncRead + Unpin>(
     if frame.tag != tag::PASSWORD {
         return Err(PgError::fatal(
             "08P01",
-            format!("expected a password message, got message type '{}'", frame.tag as char),
+            format!(
+                "expected a password message, got message type '{}'",
+                frame.tag as char
+            ),
         ));
     }
     let body = frame.body(inbox).to_vec();
@@ -152,7 +177,10 @@ mod tests {
         wrong_len.extend_from_slice(&9i32.to_be_bytes());
         wrong_len.extend_from_slice(b"abc");
         assert!(sasl_initial_data(&wrong_len).is_err());
-        assert_eq!(sasl_initial_data(b"PLAIN\0\0\0\0\0").unwrap_err().code, "28000");
+        assert_eq!(
+            sasl_initial_data(b"PLAIN\0\0\0\0\0").unwrap_err().code,
+            "28000"
+        );
         assert!(sasl_initial_data(b"no-nul").is_err());
     }
 

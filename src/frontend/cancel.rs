@@ -23,7 +23,10 @@ impl CancelSlot {
     }
 
     fn get(&self) -> Option<CancelTarget> {
-        self.target.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.target
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 }
 
@@ -100,14 +103,20 @@ impl CancelRegistry {
             return;
         };
         let mut packet = BytesMut::new();
-        postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut packet);
+        postgres_protocol::message::frontend::cancel_request(
+            target.pid,
+            target.secret,
+            &mut packet,
+        );
         match tokio::net::TcpStream::connect(&*target.address).await {
             Ok(mut stream) => {
                 if let Err(e) = stream.write_all(&packet).await {
                     tracing::warn!(server = %target.address, error = %e, "cancel request not delivered");
                 }
             }
-            Err(e) => tracing::warn!(server = %target.address, error = %e, "cancel request not delivered"),
+            Err(e) => {
+                tracing::warn!(server = %target.address, error = %e, "cancel request not delivered")
+            }
         }
     }
 }

@@ -13,7 +13,10 @@ fn lost(e: std::io::Error) -> PgError {
 
 async fn fill<S: AsyncRead + Unpin>(stream: &mut S, inbox: &mut BytesMut) -> Result<(), PgError> {
     match stream.read_buf(inbox).await {
-        Ok(0) => Err(PgError::fatal("08006", "client closed the connection during startup")),
+        Ok(0) => Err(PgError::fatal(
+            "08006",
+            "client closed the connection during startup",
+        )),
         Ok(_) => Ok(()),
         Err(e) => Err(lost(e)),
     }
@@ -44,7 +47,12 @@ pub async fn read_startup_packet<S: AsyncRead + Unpin>(
         match peek_startup_packet(inbox, max_len) {
             Ok(Some(len)) => return Ok(len),
             Ok(None) => fill(stream, inbox).await?,
-            Err(e) => return Err(PgError::fatal("08P01", format!("invalid startup packet: {e}"))),
+            Err(e) => {
+                return Err(PgError::fatal(
+                    "08P01",
+                    format!("invalid startup packet: {e}"),
+                ));
+            }
         }
     }
 }

@@ -46,14 +46,21 @@ pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
     let mut slot = Some(stream);
     let mut inbox = BytesMut::with_capacity(1024);
     let timeout = runtime.config.proxy.startup_timeout();
-    let login = tokio::time::timeout(timeout, handshake(&mut slot, &mut inbox, &shared, &runtime)).await;
+    let login =
+        tokio::time::timeout(timeout, handshake(&mut slot, &mut inbox, &shared, &runtime)).await;
     let Some(mut stream) = slot else { return };
     let login = match login {
         Ok(Ok(Some(login))) => login,
         Ok(Ok(None)) => return,
         Ok(Err(e)) => return refuse(&mut stream, e).await,
         Err(_) => {
-            let e = PgError::fatal("08P01", format!("startup and authentication did not finish within {} ms", timeout.as_millis()));
+            let e = PgError::fatal(
+                "08P01",
+                format!(
+                    "startup and authentication did not finish within {} ms",
+                    timeout.as_millis()
+                ),
+            );
             return refuse(&mut stream, e).await;
         }
     };
@@ -96,7 +103,9 @@ async fn handshake(
     runtime: &Runtime,
 ) -> Result<Option<Login>, PgError> {
     let params = loop {
-        let stream = slot.as_mut().expect("the stream is only taken during TLS upgrade");
+        let stream = slot
+            .as_mut()
+            .expect("the stream is only taken during TLS upgrade");
         let len = read_startup_packet(stream, inbox, MAX_STARTUP_PACKET).await?;
         let packet = parse_startup_packet(&inbox[..len]);
         inbox.advance(len);
@@ -104,15 +113,17 @@ async fn handshake(
             StartupPacket::Ssl => match (&runtime.tls, slot.take()) {
                 (Some(acceptor), Some(ClientStream::Tcp(mut tcp))) => {
                     if !inbox.is_empty() {
-                        return Err(PgError::fatal("08P01", "unencrypted data after SSL request"));
+                        return Err(PgError::fatal(
+                            "08P01",
+                            "unencrypted data after SSL request",
+                        ));
                     }
-                    tcp.write_all(b"S")
-                        .await
-                        .map_err(|e| PgError::fatal("08006", format!("client connection lost: {e}")))?;
-                    let tls = acceptor
-                        .accept(tcp)
-                        .await
-                        .map_err(|e| PgError::fatal("08P01", format!("TLS handshake failed: {e}")))?;
+                    tcp.write_all(b"S").await.map_err(|e| {
+                        PgError::fatal("08006", format!("client connection lost: {e}"))
+                    })?;
+                    let tls = acceptor.accept(tcp).await.map_err(|e| {
+                        PgError::fatal("08P01", format!("TLS handshake failed: {e}"))
+                    })?;
                     *slot = Some(ClientStream::Tls(Box::new(tls)));
                 }
                 (_, Some(mut other)) => {
@@ -136,34 +147,65 @@ async fn handshake(
         }
     };
     let stream = slot.as_mut().expect("stream present after startup");
-    if runtime.config.tls.as_ref().is_some_and(|t| t.require) && matches!(stream, ClientStream::Tcp(_)) {
-        return Err(PgError::fatal("28000", "shardwire requires TLS for TCP connections (tls.require)")
-            .with_hint("connect with sslmode=require"));
+    if runtime.config.tls.as_ref().is_some_and(|t| t.require)
+        && matches!(stream, ClientStream::Tcp(_))
+    {
+        return Err(PgError::fatal(
+            "28000",
+            "shardwire requires TLS for TCP connections (tls.require)",
+        )
+        .with_hint("connect with sslmode=require"));
     }
     if params.contains_key("replication") {
-        return Err(PgError::fatal("0A000", "replication connections are not supported by shardwire"));
+        return Err(PgError::fatal(
+            "0A000",
+            "replication connections are not supported by shardwire",
+        ));
     }
     let user_name = params
         .get("user")
         .filter(|u| !u.is_empty())
         .ok_or_else(|| PgError::fatal("28000", "no user name specified in startup packet"))?;
-    let database = params.get("database").filter(|d| !d.is_empty()).unwrap_or(user_name).clone();
+    let database = params
+        .get("database")
+        .filter(|d| !d.is_empty())
+        .unwrap_or(user_name)
+        .clone();
     let user = runtime.config.user(user_name).cloned().ok_or_else(|| {
-        PgError::fatal("28000", format!("user \"{user_name}\" is not configured in shardwire"))
-            .with_hint("add it under [[users]] in the shardwire config")
+        PgError::fatal(
+            "28000",
+            format!("user \"{user_name}\" is not configured in shardwire"),
+        )
+        .with_hint("add it under [[users]] in the shardwire config")
     })?;
-    let secrets = runtime.secrets.get(&user.name).cloned().unwrap_or_else(|| auth::UserSecrets::derive(&user));
+    let secrets = runtime
+        .secrets
+        .get(&user.name)
+        .cloned()
+        .unwrap_or_else(|| auth::UserSecrets::derive(&user));
     auth::authenticate(stream, inbox, &user, &secrets).await?;
     if runtime.config.database(&database).is_none() {
-        let known: Vec<&str> = runtime.config.databases.iter().map(|d| d.name.as_str()).collect();
-        return Err(PgError::fatal("3D000", format!("database \"{database}\" does not exist in shardwire"))
-            .with_hint(format!("configured databases: {}", known.join(", "))));
+        let known: Vec<&str> = runtime
+            .config
+            .databases
+            .iter()
+            .map(|d| d.name.as_str())
+            .collect();
+        return Err(PgError::fatal(
+            "3D000",
+            format!("database \"{database}\" does not exist in shardwire"),
+        )
+        .with_hint(format!("configured databases: {}", known.join(", "))));
     }
     let gucs = params::startup_gucs(&params).map_err(|e| PgError::fatal("08P01", e))?;
     let mut out = BytesMut::new();
     put_authentication(&mut out, Authentication::Ok);
     write_raw(stream, &out).await?;
-    Ok(Some(Login { user, database, gucs }))
+    Ok(Some(Login {
+        user,
+        database,
+        gucs,
+    }))
 }
 
 /// Answers a 3.x startup with minor > 0: shardwire speaks 3.0 and knows no
@@ -195,13 +237,18 @@ async fn begin_session(
 ) -> Result<Session, PgError> {
     let config = &runtime.config;
     let mode = config.pool_mode(&login.user);
-    let pool = shared.pools.primary(config, &login.user, &login.database, 0);
+    let pool = shared
+        .pools
+        .primary(config, &login.user, &login.database, 0);
     let mut out = BytesMut::new();
     let setup = async {
         let mut lease = pool.checkout().await?;
         let conn = lease.conn();
         if let Some(sql) = params::sync_query(&conn.session_params, &login.gucs) {
-            conn.run_maintenance(&sql).await.map_err(|e| PgError { severity: "FATAL", ..e })?;
+            conn.run_maintenance(&sql).await.map_err(|e| PgError {
+                severity: "FATAL",
+                ..e
+            })?;
         }
         // Keep the server's spelling of values it reports (e.g. DateStyle
         // "iso" becomes "ISO, MDY"), so later comparisons are exact.
@@ -209,7 +256,10 @@ async fn begin_session(
             .gucs
             .iter()
             .map(|(name, value)| {
-                let reported = conn.reported.iter().find(|(k, _)| k.eq_ignore_ascii_case(name));
+                let reported = conn
+                    .reported
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(name));
                 (name.clone(), reported.map_or(value, |(_, v)| v).clone())
             })
             .collect();
@@ -222,7 +272,14 @@ async fn begin_session(
     let (lease, params) = match setup.await {
         Ok(v) => v,
         Err(e) => {
-            refuse(&mut stream, PgError { severity: "FATAL", ..e.clone() }).await;
+            refuse(
+                &mut stream,
+                PgError {
+                    severity: "FATAL",
+                    ..e.clone()
+                },
+            )
+            .await;
             return Err(e);
         }
     };

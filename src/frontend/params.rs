@@ -174,7 +174,10 @@ mod tests {
             ("database", "db"),
             ("application_name", "psql"),
             ("TimeZone", "UTC"),
-            ("options", "-c search_path=a,b --statement-timeout=5s -cwork_mem=64MB"),
+            (
+                "options",
+                "-c search_path=a,b --statement-timeout=5s -cwork_mem=64MB",
+            ),
         ]);
         let gucs = startup_gucs(&startup).unwrap();
         assert_eq!(
@@ -205,7 +208,11 @@ mod tests {
 
     #[test]
     fn sync_sets_differences_and_resets_leftovers() {
-        let current = map(&[("application_name", "old"), ("search_path", "x"), ("timezone", "UTC")]);
+        let current = map(&[
+            ("application_name", "old"),
+            ("search_path", "x"),
+            ("timezone", "UTC"),
+        ]);
         let wanted = map(&[("application_name", "it's"), ("timezone", "UTC")]);
         assert_eq!(
             sync_query(&current, &wanted).unwrap(),

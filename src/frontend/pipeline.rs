@@ -162,7 +162,11 @@ impl Pipeline {
     /// True while a server answer is outstanding (so the server connection
     /// must stay with this client).
     pub fn awaits_server(&self) -> bool {
-        self.copy_in || self.queue.iter().any(|p| matches!(p, Pending::Server { .. }))
+        self.copy_in
+            || self
+                .queue
+                .iter()
+                .any(|p| matches!(p, Pending::Server { .. }))
     }
 
     /// The server entered COPY IN: the Syncs the client sent after the
@@ -176,7 +180,13 @@ impl Pipeline {
         let mut index = 1;
         let mut end = end;
         while index < end {
-            if matches!(self.queue[index], Pending::Server { expect: Expect::Sync, .. }) {
+            if matches!(
+                self.queue[index],
+                Pending::Server {
+                    expect: Expect::Sync,
+                    ..
+                }
+            ) {
                 self.queue.remove(index);
                 end -= 1;
             } else {
@@ -316,11 +326,17 @@ mod tests {
         p.release_replies(&mut out);
         assert!(out.is_empty(), "must wait for the earlier answers");
         for tag in [bt::BIND_COMPLETE, bt::DATA_ROW, bt::COMMAND_COMPLETE] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         p.release_replies(&mut out);
         assert_eq!(tags(&out), vec![bt::PARSE_COMPLETE]);
-        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
         assert!(p.is_empty());
     }
 
@@ -333,7 +349,10 @@ mod tests {
         p.expect(Expect::Parse, false, Some(Creates::Named(7)));
         p.expect(Expect::Bind, true, None);
         p.expect(Expect::ReadyForQuery, true, None);
-        assert_eq!(p.on_server_message(bt::PARSE_COMPLETE, &mut stmts, &mut out), Ok(Route::Hide));
+        assert_eq!(
+            p.on_server_message(bt::PARSE_COMPLETE, &mut stmts, &mut out),
+            Ok(Route::Hide)
+        );
         assert!(stmts.has(7));
 
         stmts.insert(8);
@@ -342,10 +361,16 @@ mod tests {
         p.expect(Expect::Bind, true, None);
         p.reply(Synthetic::ParseComplete);
         p.expect(Expect::ReadyForQuery, true, None);
-        assert_eq!(p.on_server_message(bt::ERROR, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::ERROR, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
         assert!(!stmts.has(8), "a failed Parse leaves nothing prepared");
         // The server skips to Sync: the synthetic answer behind the error is dropped.
-        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
         assert!(out.is_empty());
         assert!(p.is_empty());
     }
@@ -356,11 +381,22 @@ mod tests {
         let mut stmts = ServerStatements::new(10);
         let mut out = BytesMut::new();
         p.expect(Expect::ReadyForQuery, true, None);
-        for tag in [bt::ROW_DESCRIPTION, bt::DATA_ROW, bt::COMMAND_COMPLETE, bt::ERROR] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        for tag in [
+            bt::ROW_DESCRIPTION,
+            bt::DATA_ROW,
+            bt::COMMAND_COMPLETE,
+            bt::ERROR,
+        ] {
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         assert!(!p.is_empty());
-        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
         assert!(p.is_empty());
     }
 
@@ -369,7 +405,10 @@ mod tests {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
         let mut out = BytesMut::new();
-        assert_eq!(p.on_server_message(bt::DATA_ROW, &mut stmts, &mut out), Err(Desync(bt::DATA_ROW)));
+        assert_eq!(
+            p.on_server_message(bt::DATA_ROW, &mut stmts, &mut out),
+            Err(Desync(bt::DATA_ROW))
+        );
         assert_eq!(
             p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
             Err(Desync(bt::READY_FOR_QUERY))
@@ -388,8 +427,16 @@ mod tests {
         p.expect(Expect::Sync, true, None);
         p.copy_ended();
         p.expect(Expect::Sync, true, None);
-        for tag in [bt::BIND_COMPLETE, bt::COPY_IN, bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+        for tag in [
+            bt::BIND_COMPLETE,
+            bt::COPY_IN,
+            bt::COMMAND_COMPLETE,
+            bt::READY_FOR_QUERY,
+        ] {
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         assert!(!p.awaits_server(), "one ReadyForQuery answers the COPY");
 
@@ -399,14 +446,20 @@ mod tests {
         p.expect(Expect::Execute, true, None);
         p.expect(Expect::Sync, true, None);
         for tag in [bt::BIND_COMPLETE, bt::COPY_IN] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         p.expect(Expect::Sync, true, None); // ignored by the server, stray
         assert!(p.awaits_server());
         p.copy_ended();
         p.expect(Expect::Sync, true, None);
         for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         assert!(!p.awaits_server());
     }
@@ -417,10 +470,16 @@ mod tests {
         let mut out = BytesMut::new();
         let mut p = Pipeline::default();
         p.expect(Expect::ReadyForQuery, true, None);
-        assert_eq!(p.on_server_message(bt::COPY_IN, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::COPY_IN, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
         p.copy_ended();
         for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
-            assert_eq!(p.on_server_message(tag, &mut stmts, &mut out), Ok(Route::Forward));
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut out),
+                Ok(Route::Forward)
+            );
         }
         assert!(!p.awaits_server());
         assert!(p.is_empty());
@@ -447,6 +506,9 @@ mod tests {
         p.expect(Expect::ReadyForQuery, true, None);
         p.release_replies(&mut out);
         assert_eq!(tags(&out), vec![bt::ERROR]);
-        assert_eq!(p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out), Ok(Route::Forward));
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            Ok(Route::Forward)
+        );
     }
 }

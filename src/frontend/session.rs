@@ -19,8 +19,8 @@ use crate::backend::conn::{MAX_SERVER_MESSAGE, ServerConn};
 use crate::backend::pool::{Lease, Pool};
 use crate::config::PoolMode;
 use crate::net::messages::{
-    PgError, backend_tag as bt, bind_parts, parameter_status_parts, parse_parts,
-    put_cstr, put_message, query_text, tag, target_parts,
+    PgError, backend_tag as bt, bind_parts, parameter_status_parts, parse_parts, put_cstr,
+    put_message, query_text, tag, target_parts,
 };
 use crate::net::peek_frame;
 use crate::net::stream::ClientStream;
@@ -116,7 +116,10 @@ impl Session {
                     let _ = self.handle_server_messages();
                     return SessionEnd::Fatal(self.server_lost());
                 }
-                Io::ClientRead(Ok(_)) | Io::ClientWrote(Ok(_)) | Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {}
+                Io::ClientRead(Ok(_))
+                | Io::ClientWrote(Ok(_))
+                | Io::ServerRead(Ok(_))
+                | Io::ServerWrote(Ok(_)) => {}
             }
         }
     }
@@ -135,13 +138,21 @@ impl Session {
     }
 
     async fn wait_io(&mut self) -> Io {
-        let client_has_whole_message = matches!(peek_frame(&self.inbox, self.max_message), Ok(Some(_)));
-        let server_backlog = self.server.as_ref().map_or(0, |s| s.conn_ref().outbox.len());
+        let client_has_whole_message =
+            matches!(peek_frame(&self.inbox, self.max_message), Ok(Some(_)));
+        let server_backlog = self
+            .server
+            .as_ref()
+            .map_or(0, |s| s.conn_ref().outbox.len());
         let read_client = !client_has_whole_message && server_backlog < HIGH_WATER;
         let read_server = self.outbox.len() < HIGH_WATER;
         let write_client = !self.outbox.is_empty();
-        let (client_rd, client_wr, inbox, outbox) =
-            (&mut self.client_rd, &mut self.client_wr, &mut self.inbox, &mut self.outbox);
+        let (client_rd, client_wr, inbox, outbox) = (
+            &mut self.client_rd,
+            &mut self.client_wr,
+            &mut self.inbox,
+            &mut self.outbox,
+        );
         match self.server.as_mut().map(Lease::conn) {
             Some(ServerConn {
                 reader,
@@ -184,7 +195,15 @@ impl Session {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    return Err(PgError::fatal(if matches!(e, crate::net::FrameError::TooLarge { .. }) { "54000" } else { "08P01" }, e.to_string()).into());
+                    return Err(PgError::fatal(
+                        if matches!(e, crate::net::FrameError::TooLarge { .. }) {
+                            "54000"
+                        } else {
+                            "08P01"
+                        },
+                        e.to_string(),
+                    )
+                    .into());
                 }
             };
             let message = self.inbox.split_to(frame.len).freeze();
@@ -227,7 +246,10 @@ impl Session {
             }
             other => Err(PgError::fatal(
                 "08P01",
-                format!("invalid frontend message type '{}'", char::from(other).escape_default()),
+                format!(
+                    "invalid frontend message type '{}'",
+                    char::from(other).escape_default()
+                ),
             )
             .into()),
         }
@@ -266,7 +288,8 @@ impl Session {
     /// is aborted exactly as it would be on a direct connection.
     async fn reject_query(&mut self, keyword: &str) -> Result<(), SessionEnd> {
         let message = format!("{keyword} is not supported in transaction pooling mode");
-        let hint = "use a user or database whose pool_mode is \"session\" for LISTEN/NOTIFY consumers";
+        let hint =
+            "use a user or database whose pool_mode is \"session\" for LISTEN/NOTIFY consumers";
         match self.server.as_mut() {
             Some(server) => {
                 let sql = format!(
@@ -278,8 +301,9 @@ impl Session {
                 self.pipeline.expect(Expect::ReadyForQuery, true, None);
             }
             None => {
-                self.pipeline
-                    .reply(Synthetic::Error(PgError::error("0A000", message).with_hint(hint)));
+                self.pipeline.reply(Synthetic::Error(
+                    PgError::error("0A000", message).with_hint(hint),
+                ));
                 self.pipeline.reply(Synthetic::ReadyForQuery(b'I'));
             }
         }
@@ -293,7 +317,10 @@ impl Session {
         if !name.is_empty() && self.statements.contains(name) {
             self.pipeline.reply(Synthetic::Error(PgError::error(
                 "42P05",
-                format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name)),
+                format!(
+                    "prepared statement \"{}\" already exists",
+                    String::from_utf8_lossy(name)
+                ),
             )));
             self.skip_until_sync = true;
             return Ok(());
@@ -430,7 +457,12 @@ impl Session {
             let frame = match peek_frame(&conn.inbox, MAX_SERVER_MESSAGE) {
                 Ok(Some(frame)) => frame,
                 Ok(None) => break,
-                Err(e) => return Err(PgError::fatal("08P01", format!("invalid message from server: {e}"))),
+                Err(e) => {
+                    return Err(PgError::fatal(
+                        "08P01",
+                        format!("invalid message from server: {e}"),
+                    ));
+                }
             };
             let body = frame.body(&conn.inbox);
             let route = match frame.tag {
@@ -483,7 +515,11 @@ impl Session {
         if self.mode != PoolMode::Transaction || self.pipeline.awaits_server() {
             return;
         }
-        if self.server.as_ref().is_some_and(|s| s.conn_ref().is_clean()) {
+        if self
+            .server
+            .as_ref()
+            .is_some_and(|s| s.conn_ref().is_clean())
+        {
             self.cancel.slot.set(None);
             if let Some(lease) = self.server.take() {
                 Pool::give_back(lease);
@@ -519,7 +555,9 @@ impl Session {
         };
         match tokio::time::timeout(std::time::Duration::from_secs(5), cleanup).await {
             Ok(Ok(())) => Pool::give_back(lease),
-            Ok(Err(e)) => tracing::warn!(error = %e, "closing server connection that failed its reset"),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "closing server connection that failed its reset")
+            }
             Err(_) => tracing::warn!("closing server connection whose reset timed out"),
         }
     }
@@ -527,12 +565,20 @@ impl Session {
 
 /// The server connection of a session that just attached one.
 fn attached(server: &mut Option<Lease>) -> &mut ServerConn {
-    server.as_mut().expect("attach() leaves a server attached").conn()
+    server
+        .as_mut()
+        .expect("attach() leaves a server attached")
+        .conn()
 }
 
 /// Prepares `def` on the server under its content name, closing a statement
 /// evicted to make room.
-fn prepare_on_server(conn: &mut ServerConn, pipeline: &mut Pipeline, def: &StatementDef, visible: bool) {
+fn prepare_on_server(
+    conn: &mut ServerConn,
+    pipeline: &mut Pipeline,
+    def: &StatementDef,
+    visible: bool,
+) {
     if let Some(evicted) = conn.prepared.insert(def.id) {
         put_message(&mut conn.outbox, tag::CLOSE, |b| {
             b.extend_from_slice(b"S");
@@ -552,7 +598,11 @@ fn put_parse(out: &mut BytesMut, name: &[u8], content: &[u8]) {
 }
 
 /// Commands that drop every prepared statement of the server session.
-fn note_command(body: &[u8], prepared: &mut super::statements::ServerStatements, client: &mut ClientStatements) {
+fn note_command(
+    body: &[u8],
+    prepared: &mut super::statements::ServerStatements,
+    client: &mut ClientStatements,
+) {
     let command = crate::net::messages::split_cstr(body).map_or(body, |(t, _)| t);
     if command == b"DISCARD ALL" || command == b"DEALLOCATE ALL" {
         prepared.clear();

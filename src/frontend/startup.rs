@@ -56,13 +56,17 @@ pub fn parse_startup_packet(packet: &[u8]) -> Result<StartupPacket, PgError> {
             if major != 3 {
                 return Err(PgError::fatal(
                     "0A000",
-                    format!("unsupported frontend protocol {major}.{minor}: shardwire speaks protocol 3.0"),
+                    format!(
+                        "unsupported frontend protocol {major}.{minor}: shardwire speaks protocol 3.0"
+                    ),
                 ));
             }
             Ok(StartupPacket::Startup {
                 major,
                 minor,
-                params: parse_params(body).ok_or_else(|| malformed("parameters are not NUL-terminated name/value pairs"))?,
+                params: parse_params(body).ok_or_else(|| {
+                    malformed("parameters are not NUL-terminated name/value pairs")
+                })?,
             })
         }
     }
@@ -97,16 +101,28 @@ mod tests {
 
     #[test]
     fn recognises_every_request() {
-        assert_eq!(parse_startup_packet(&packet(SSL_REQUEST, b"")), Ok(StartupPacket::Ssl));
-        assert_eq!(parse_startup_packet(&packet(GSSENC_REQUEST, b"")), Ok(StartupPacket::GssEnc));
+        assert_eq!(
+            parse_startup_packet(&packet(SSL_REQUEST, b"")),
+            Ok(StartupPacket::Ssl)
+        );
+        assert_eq!(
+            parse_startup_packet(&packet(GSSENC_REQUEST, b"")),
+            Ok(StartupPacket::GssEnc)
+        );
         let mut key = 7i32.to_be_bytes().to_vec();
         key.extend_from_slice(&(-9i32).to_be_bytes());
         assert_eq!(
             parse_startup_packet(&packet(CANCEL_REQUEST, &key)),
             Ok(StartupPacket::Cancel { pid: 7, secret: -9 })
         );
-        let startup = parse_startup_packet(&packet(196_608, b"user\0app\0database\0db\0\0")).unwrap();
-        let StartupPacket::Startup { major, minor, params } = startup else {
+        let startup =
+            parse_startup_packet(&packet(196_608, b"user\0app\0database\0db\0\0")).unwrap();
+        let StartupPacket::Startup {
+            major,
+            minor,
+            params,
+        } = startup
+        else {
             panic!("expected startup")
         };
         assert_eq!((major, minor), (3, 0));
@@ -120,7 +136,12 @@ mod tests {
         assert_eq!(err.code, "0A000");
         assert!(err.message.contains("2.0"));
         for body in [&b"user\0app"[..], b"user\0", b"\xff\xfe\0x\0\0"] {
-            assert_eq!(parse_startup_packet(&packet(196_608, body)).unwrap_err().code, "08P01");
+            assert_eq!(
+                parse_startup_packet(&packet(196_608, body))
+                    .unwrap_err()
+                    .code,
+                "08P01"
+            );
         }
         assert!(parse_startup_packet(&packet(CANCEL_REQUEST, b"1234")).is_err());
         assert!(parse_startup_packet(&[0, 0, 0, 8]).is_err());

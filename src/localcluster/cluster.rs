@@ -48,7 +48,7 @@ pub struct LocalCluster {
     data_dir: PathBuf,
     socket_dir: PathBuf,
     /// A socket directory outside `root` (used when `root` is too long for a
-    /// unix socket path); removed on drop for temporary clusters.
+    /// unix socket path); removed on drop.
     outside_socket_dir: bool,
     log_file: PathBuf,
     port: u16,
@@ -118,36 +118,33 @@ impl LocalCluster {
         if existed && cluster.try_adopt()? {
             return Ok(cluster);
         }
-        let port = match opts.port {
-            Some(p) => Some(p),
+        // An explicit port must be free; a port remembered from the last run is
+        // reused if free, else (like a fresh pick) replaced by a free one.
+        let fixed = opts.port.is_some();
+        cluster.port = match opts.port {
+            Some(p) => {
+                if !port_is_free(p) {
+                    bail!("port {p} (ClusterOptions::port) is already in use on {HOST}");
+                }
+                p
+            }
             None => {
                 let previous = conf::read_setting(&cluster.data_dir.join(SETTINGS_FILE), "port")
                     .and_then(|p| p.parse::<u16>().ok());
                 match previous {
-                    Some(p) if port_is_free(p) => Some(p),
+                    Some(p) if port_is_free(p) => p,
                     Some(p) => {
+                        let new_port = free_port()?;
                         tracing::warn!(
                             dir = %cluster.root.display(),
-                            "port {p}, used by this cluster before, is taken by another program; choosing a new port"
+                            "port {p}, used by this cluster before, is taken by another program; using port {new_port} instead"
                         );
-                        None
+                        new_port
                     }
-                    None => None,
+                    None => free_port()?,
                 }
             }
         };
-        // A port remembered from the last run may be replaced like a free pick.
-        let fixed = opts.port.is_some();
-        cluster.port = match port {
-            Some(p) => p,
-            None => free_port()?,
-        };
-        if fixed && !port_is_free(cluster.port) {
-            bail!(
-                "port {} (ClusterOptions::port) is already in use on {HOST}",
-                cluster.port
-            );
-        }
         cluster.start_with_retries(!fixed)?;
         Ok(cluster)
     }
@@ -846,8 +843,14 @@ impl Drop for LocalCluster {
             tracing::warn!(dir = %self.root.display(), error = %format!("{e:#}"), "stopping local cluster");
         }
         registry::unregister(self.registry_id);
-        if !self.keep && self.outside_socket_dir {
-            let _ = std::fs::remove_dir_all(&self.socket_dir);
+        if self.outside_socket_dir {
+            if self.keep {
+                // Only if empty (it is once the server is down); made anew at
+                // the next start.
+                let _ = std::fs::remove_dir(&self.socket_dir);
+            } else {
+                let _ = std::fs::remove_dir_all(&self.socket_dir);
+            }
         }
     }
 }
