@@ -12,9 +12,9 @@
 
 use std::collections::VecDeque;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
-use super::statements::ServerStatements;
+use super::statements::{ClientStatements, ServerStatements};
 use crate::net::messages::{PgError, backend_tag as bt, put_empty, put_ready_for_query};
 
 /// Which response ends a message's answer.
@@ -58,13 +58,26 @@ impl Expect {
     }
 }
 
-/// A statement a Parse creates on the server; forgotten if the Parse fails.
+/// Which server statement slot a Parse fills.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Creates {
-    /// A named statement with this content id.
-    Named(u128),
-    /// The unnamed statement with this content id.
-    Unnamed(u128),
+pub enum Slot {
+    /// A named (content-derived) statement.
+    Named,
+    /// The unnamed statement.
+    Unnamed,
+}
+
+/// A statement a Parse creates; forgotten if the Parse fails, on the server
+/// and, for the client's own Parse, in the client's names too (Postgres
+/// creates nothing when Parse fails).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Creates {
+    /// Content id of the statement.
+    pub id: u128,
+    /// The server slot it fills.
+    pub slot: Slot,
+    /// The client's name for it, when the Parse is the client's own.
+    pub client_name: Option<Bytes>,
 }
 
 /// A reply the proxy makes itself.
@@ -230,11 +243,12 @@ impl Pipeline {
         &mut self,
         tag: u8,
         statements: &mut ServerStatements,
+        client: &mut ClientStatements,
         out: &mut BytesMut,
     ) -> Result<Route, Desync> {
         self.release_replies(out);
         if tag == bt::READY_FOR_QUERY {
-            return self.on_ready_for_query(statements);
+            return self.on_ready_for_query(statements, client);
         }
         let Some(Pending::Server {
             expect,
@@ -254,7 +268,7 @@ impl Pipeline {
             self.copy_in = false;
             if expect.error_skips_to_sync() {
                 self.queue.pop_front();
-                undo(creates, statements);
+                undo(creates, statements, client);
                 self.failed = true;
             }
             return Ok(Route::Forward);
@@ -271,7 +285,11 @@ impl Pipeline {
         Ok(if visible { Route::Forward } else { Route::Hide })
     }
 
-    fn on_ready_for_query(&mut self, statements: &mut ServerStatements) -> Result<Route, Desync> {
+    fn on_ready_for_query(
+        &mut self,
+        statements: &mut ServerStatements,
+        client: &mut ClientStatements,
+    ) -> Result<Route, Desync> {
         while let Some(pending) = self.queue.pop_front() {
             match pending {
                 Pending::Server {
@@ -281,7 +299,7 @@ impl Pipeline {
                     self.failed = false;
                     return Ok(Route::Forward);
                 }
-                Pending::Server { creates, .. } => undo(creates, statements),
+                Pending::Server { creates, .. } => undo(creates, statements, client),
                 Pending::Proxy(_) | Pending::CopyEnd => {}
             }
         }
@@ -290,17 +308,31 @@ impl Pipeline {
 }
 
 /// Forgets a statement whose Parse the server did not run.
-fn undo(creates: Option<Creates>, statements: &mut ServerStatements) {
-    match creates {
-        Some(Creates::Named(id)) => statements.remove(id),
-        Some(Creates::Unnamed(_)) => statements.unnamed = None,
-        None => {}
+fn undo(creates: Option<Creates>, server: &mut ServerStatements, client: &mut ClientStatements) {
+    let Some(creates) = creates else { return };
+    match creates.slot {
+        Slot::Named => server.remove(creates.id),
+        Slot::Unnamed if server.unnamed == Some(creates.id) => server.unnamed = None,
+        Slot::Unnamed => {}
+    }
+    if let Some(name) = creates.client_name
+        && client.get(&name).is_some_and(|def| def.id == creates.id)
+    {
+        client.remove(&name);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn named(id: u128) -> Creates {
+        Creates {
+            id,
+            slot: Slot::Named,
+            client_name: None,
+        }
+    }
 
     fn tags(out: &BytesMut) -> Vec<u8> {
         let mut tags = vec![];
@@ -316,6 +348,7 @@ mod tests {
     fn proxy_answers_keep_their_place() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         // Bind+Execute of an earlier statement, then a Parse the server
         // already has (answered by the proxy), then Sync.
@@ -327,14 +360,14 @@ mod tests {
         assert!(out.is_empty(), "must wait for the earlier answers");
         for tag in [bt::BIND_COMPLETE, bt::DATA_ROW, bt::COMMAND_COMPLETE] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
         p.release_replies(&mut out);
         assert_eq!(tags(&out), vec![bt::PARSE_COMPLETE]);
         assert_eq!(
-            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
         assert!(p.is_empty());
@@ -344,31 +377,32 @@ mod tests {
     fn hidden_parse_is_swallowed_but_its_error_is_not() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         stmts.insert(7);
-        p.expect(Expect::Parse, false, Some(Creates::Named(7)));
+        p.expect(Expect::Parse, false, Some(named(7)));
         p.expect(Expect::Bind, true, None);
         p.expect(Expect::ReadyForQuery, true, None);
         assert_eq!(
-            p.on_server_message(bt::PARSE_COMPLETE, &mut stmts, &mut out),
+            p.on_server_message(bt::PARSE_COMPLETE, &mut stmts, &mut client, &mut out),
             Ok(Route::Hide)
         );
         assert!(stmts.has(7));
 
         stmts.insert(8);
         let mut p = Pipeline::default();
-        p.expect(Expect::Parse, false, Some(Creates::Named(8)));
+        p.expect(Expect::Parse, false, Some(named(8)));
         p.expect(Expect::Bind, true, None);
         p.reply(Synthetic::ParseComplete);
         p.expect(Expect::ReadyForQuery, true, None);
         assert_eq!(
-            p.on_server_message(bt::ERROR, &mut stmts, &mut out),
+            p.on_server_message(bt::ERROR, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
         assert!(!stmts.has(8), "a failed Parse leaves nothing prepared");
         // The server skips to Sync: the synthetic answer behind the error is dropped.
         assert_eq!(
-            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
         assert!(out.is_empty());
@@ -376,9 +410,37 @@ mod tests {
     }
 
     #[test]
+    fn failed_client_parse_forgets_the_client_name() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
+        let mut out = BytesMut::new();
+        let def = crate::frontend::statements::StatementDef::new(b"selec 1\0\0\0");
+        client.insert(b"s1", def.clone());
+        stmts.insert(def.id);
+        p.expect(
+            Expect::Parse,
+            true,
+            Some(Creates {
+                id: def.id,
+                slot: Slot::Named,
+                client_name: Some(Bytes::from_static(b"s1")),
+            }),
+        );
+        p.expect(Expect::Sync, true, None);
+        assert_eq!(
+            p.on_server_message(bt::ERROR, &mut stmts, &mut client, &mut out),
+            Ok(Route::Forward)
+        );
+        assert!(client.get(b"s1").is_none(), "the name is free again");
+        assert!(!stmts.has(def.id));
+    }
+
+    #[test]
     fn simple_query_errors_do_not_skip() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         p.expect(Expect::ReadyForQuery, true, None);
         for tag in [
@@ -388,13 +450,13 @@ mod tests {
             bt::ERROR,
         ] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
         assert!(!p.is_empty());
         assert_eq!(
-            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
         assert!(p.is_empty());
@@ -404,13 +466,14 @@ mod tests {
     fn unexplained_messages_are_a_desync() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         assert_eq!(
-            p.on_server_message(bt::DATA_ROW, &mut stmts, &mut out),
+            p.on_server_message(bt::DATA_ROW, &mut stmts, &mut client, &mut out),
             Err(Desync(bt::DATA_ROW))
         );
         assert_eq!(
-            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
             Err(Desync(bt::READY_FOR_QUERY))
         );
     }
@@ -418,6 +481,7 @@ mod tests {
     #[test]
     fn syncs_sent_during_copy_in_are_not_awaited() {
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         // tokio-postgres: Bind, Execute, Sync, CopyData.., CopyDone, Sync,
         // all sent before the server answers.
@@ -434,7 +498,7 @@ mod tests {
             bt::READY_FOR_QUERY,
         ] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
@@ -447,7 +511,7 @@ mod tests {
         p.expect(Expect::Sync, true, None);
         for tag in [bt::BIND_COMPLETE, bt::COPY_IN] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
@@ -457,7 +521,7 @@ mod tests {
         p.expect(Expect::Sync, true, None);
         for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
@@ -467,17 +531,18 @@ mod tests {
     #[test]
     fn simple_query_copy_needs_no_sync() {
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         let mut p = Pipeline::default();
         p.expect(Expect::ReadyForQuery, true, None);
         assert_eq!(
-            p.on_server_message(bt::COPY_IN, &mut stmts, &mut out),
+            p.on_server_message(bt::COPY_IN, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
         p.copy_ended();
         for tag in [bt::COMMAND_COMPLETE, bt::READY_FOR_QUERY] {
             assert_eq!(
-                p.on_server_message(tag, &mut stmts, &mut out),
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
                 Ok(Route::Forward)
             );
         }
@@ -489,9 +554,10 @@ mod tests {
     fn unsolicited_errors_reach_the_client() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         assert_eq!(
-            p.on_server_message(bt::ERROR, &mut stmts, &mut out),
+            p.on_server_message(bt::ERROR, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
     }
@@ -500,6 +566,7 @@ mod tests {
     fn proxy_error_suppresses_later_replies_until_sync() {
         let mut p = Pipeline::default();
         let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
         let mut out = BytesMut::new();
         p.reply(Synthetic::Error(PgError::error("42P05", "exists")));
         p.reply(Synthetic::CloseComplete);
@@ -507,7 +574,7 @@ mod tests {
         p.release_replies(&mut out);
         assert_eq!(tags(&out), vec![bt::ERROR]);
         assert_eq!(
-            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut out),
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
             Ok(Route::Forward)
         );
     }

@@ -13,7 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 
 use super::cancel::CancelKey;
 use super::params::{Params, note_reported, sync_query};
-use super::pipeline::{Creates, Expect, Pipeline, Route, Synthetic};
+use super::pipeline::{Creates, Expect, Pipeline, Route, Slot, Synthetic};
 use super::statements::{ClientStatements, StatementDef, server_name};
 use crate::backend::conn::{MAX_SERVER_MESSAGE, ServerConn};
 use crate::backend::pool::{Lease, Pool};
@@ -332,12 +332,19 @@ impl Session {
         if name.is_empty() {
             put_parse(&mut conn.outbox, b"", &def.content);
             conn.prepared.unnamed = Some(def.id);
-            self.pipeline
-                .expect(Expect::Parse, true, Some(Creates::Unnamed(def.id)));
+            self.pipeline.expect(
+                Expect::Parse,
+                true,
+                Some(Creates {
+                    id: def.id,
+                    slot: Slot::Unnamed,
+                    client_name: Some(Bytes::new()),
+                }),
+            );
         } else if conn.prepared.has(def.id) {
             self.pipeline.reply(Synthetic::ParseComplete);
         } else {
-            prepare_on_server(conn, &mut self.pipeline, &def, true);
+            prepare_on_server(conn, &mut self.pipeline, &def, Some(name));
         }
         Ok(())
     }
@@ -360,11 +367,18 @@ impl Session {
             if conn.prepared.unnamed != Some(def.id) {
                 put_parse(&mut conn.outbox, b"", &def.content);
                 conn.prepared.unnamed = Some(def.id);
-                self.pipeline
-                    .expect(Expect::Parse, false, Some(Creates::Unnamed(def.id)));
+                self.pipeline.expect(
+                    Expect::Parse,
+                    false,
+                    Some(Creates {
+                        id: def.id,
+                        slot: Slot::Unnamed,
+                        client_name: None,
+                    }),
+                );
             }
         } else if !conn.prepared.has(def.id) {
-            prepare_on_server(conn, &mut self.pipeline, &def, false);
+            prepare_on_server(conn, &mut self.pipeline, &def, None);
         }
         Ok(Some(def))
     }
@@ -480,7 +494,12 @@ impl Session {
                 tag => {
                     let route = self
                         .pipeline
-                        .on_server_message(tag, &mut conn.prepared, &mut self.outbox)
+                        .on_server_message(
+                            tag,
+                            &mut conn.prepared,
+                            &mut self.statements,
+                            &mut self.outbox,
+                        )
                         .map_err(|desync| {
                             PgError::fatal(
                                 "08P01",
@@ -573,11 +592,13 @@ fn attached(server: &mut Option<Lease>) -> &mut ServerConn {
 
 /// Prepares `def` on the server under its content name, closing a statement
 /// evicted to make room.
+/// `client_name` is given when this is the client's own Parse (its answer
+/// is then shown to the client), and absent when the proxy adds the Parse.
 fn prepare_on_server(
     conn: &mut ServerConn,
     pipeline: &mut Pipeline,
     def: &StatementDef,
-    visible: bool,
+    client_name: Option<&[u8]>,
 ) {
     if let Some(evicted) = conn.prepared.insert(def.id) {
         put_message(&mut conn.outbox, tag::CLOSE, |b| {
@@ -587,7 +608,15 @@ fn prepare_on_server(
         pipeline.expect(Expect::Close, false, None);
     }
     put_parse(&mut conn.outbox, def.server_name.as_bytes(), &def.content);
-    pipeline.expect(Expect::Parse, visible, Some(Creates::Named(def.id)));
+    pipeline.expect(
+        Expect::Parse,
+        client_name.is_some(),
+        Some(Creates {
+            id: def.id,
+            slot: Slot::Named,
+            client_name: client_name.map(Bytes::copy_from_slice),
+        }),
+    );
 }
 
 fn put_parse(out: &mut BytesMut, name: &[u8], content: &[u8]) {
