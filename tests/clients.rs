@@ -67,7 +67,9 @@ fn client_command(program: &Path) -> tokio::process::Command {
 
 /// Runs a command to its end (killed after [`PROGRAM_TIMEOUT`]).
 async fn run(mut cmd: tokio::process::Command, what: &str) -> Output {
-    let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {what}: {e}"));
     match tokio::time::timeout(PROGRAM_TIMEOUT, child.wait_with_output()).await {
         Ok(Ok(out)) => Output {
             status: out.status,
@@ -83,7 +85,16 @@ async fn run(mut cmd: tokio::process::Command, what: &str) -> Output {
 /// `psql -X -A -t -q -v ON_ERROR_STOP=1 -d <conninfo>` plus `args`.
 fn psql_with(env: &TestEnv, conninfo: &str, args: &[&str]) -> tokio::process::Command {
     let mut cmd = client_command(&tool(env, "psql"));
-    cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-d", conninfo]);
+    cmd.args([
+        "-X",
+        "-A",
+        "-t",
+        "-q",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-d",
+        conninfo,
+    ]);
     cmd.args(args);
     cmd
 }
@@ -99,7 +110,10 @@ fn psql(env: &TestEnv, args: &[&str]) -> tokio::process::Command {
 
 /// Non-empty output lines, trimmed.
 fn lines(text: &str) -> Vec<&str> {
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect()
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect()
 }
 
 const SCRIPT: &str = "\
@@ -126,7 +140,12 @@ async fn psql_script_copy_multi_statement_and_errors() {
     let script = dir.path().join("script.sql");
     std::fs::write(&script, SCRIPT).unwrap();
 
-    let out = run(psql(&env, &["-f", script.to_str().unwrap()]), "psql -f script").await.ok("psql script");
+    let out = run(
+        psql(&env, &["-f", script.to_str().unwrap()]),
+        "psql -f script",
+    )
+    .await
+    .ok("psql script");
     assert_eq!(
         lines(&out.stdout),
         vec!["two", "5", "15", "6", "5|two"],
@@ -137,7 +156,13 @@ async fn psql_script_copy_multi_statement_and_errors() {
     // Several statements in one simple Query message (psql -c sends the
     // whole string at once): the insert is committed, the select sees it.
     let out = run(
-        psql(&env, &["-c", "insert into items values (7, 'seven'); select count(*) from items"]),
+        psql(
+            &env,
+            &[
+                "-c",
+                "insert into items values (7, 'seven'); select count(*) from items",
+            ],
+        ),
         "psql -c multi-statement",
     )
     .await
@@ -146,14 +171,26 @@ async fn psql_script_copy_multi_statement_and_errors() {
 
     // The rows really are on the server.
     let direct = env.connect_direct().await;
-    let row = direct.query_one("select count(*), sum(id) from items", &[]).await.unwrap();
+    let row = direct
+        .query_one("select count(*), sum(id) from items", &[])
+        .await
+        .unwrap();
     assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (6, 22));
 
     // A failing statement: non-zero exit, the server's error on stderr.
-    let out = run(psql(&env, &["-c", "select * from no_such_table"]), "psql -c failing").await;
-    assert!(!out.status.success(), "a failing statement must fail psql:\n{}", out.describe());
+    let out = run(
+        psql(&env, &["-c", "select * from no_such_table"]),
+        "psql -c failing",
+    )
+    .await;
     assert!(
-        out.stderr.contains("relation \"no_such_table\" does not exist"),
+        !out.status.success(),
+        "a failing statement must fail psql:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr
+            .contains("relation \"no_such_table\" does not exist"),
         "error text missing on stderr:\n{}",
         out.describe()
     );
@@ -161,17 +198,33 @@ async fn psql_script_copy_multi_statement_and_errors() {
     // ON_ERROR_STOP in a script: stops at the error (exit 3), nothing after runs.
     let failing = dir.path().join("failing.sql");
     std::fs::write(&failing, "select 'before';\nselect 1/0;\nselect 'after';\n").unwrap();
-    let out = run(psql(&env, &["-f", failing.to_str().unwrap()]), "psql -f failing").await;
-    assert_eq!(out.status.code(), Some(3), "ON_ERROR_STOP must end psql with 3:\n{}", out.describe());
+    let out = run(
+        psql(&env, &["-f", failing.to_str().unwrap()]),
+        "psql -f failing",
+    )
+    .await;
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "ON_ERROR_STOP must end psql with 3:\n{}",
+        out.describe()
+    );
     assert_eq!(lines(&out.stdout), vec!["before"], "{}", out.describe());
-    assert!(out.stderr.contains("division by zero"), "{}", out.describe());
+    assert!(
+        out.stderr.contains("division by zero"),
+        "{}",
+        out.describe()
+    );
 
     // The errors left no broken server connection in the pool: every pooled
     // connection still serves clients.
     for i in 0..6 {
-        let out = run(psql(&env, &["-c", "select count(*) from items"]), "psql after errors")
-            .await
-            .ok("psql after errors");
+        let out = run(
+            psql(&env, &["-c", "select count(*) from items"]),
+            "psql after errors",
+        )
+        .await
+        .ok("psql after errors");
         assert_eq!(lines(&out.stdout), vec!["6"], "run {i}: {}", out.describe());
     }
 }
@@ -181,15 +234,28 @@ fn check_pgbench(out: &Output, expected: u64, what: &str) {
     let processed = out
         .stdout
         .lines()
-        .find_map(|l| l.trim().strip_prefix("number of transactions actually processed:"))
-        .unwrap_or_else(|| panic!("{what}: no 'transactions actually processed' line:\n{}", out.describe()));
+        .find_map(|l| {
+            l.trim()
+                .strip_prefix("number of transactions actually processed:")
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{what}: no 'transactions actually processed' line:\n{}",
+                out.describe()
+            )
+        });
     let done: u64 = processed
         .trim()
         .split('/')
         .next()
         .and_then(|n| n.trim().parse().ok())
         .unwrap_or_else(|| panic!("{what}: cannot parse '{processed}'"));
-    assert_eq!(done, expected, "{what}: transactions processed:\n{}", out.describe());
+    assert_eq!(
+        done,
+        expected,
+        "{what}: transactions processed:\n{}",
+        out.describe()
+    );
     if let Some(failed) = out
         .stdout
         .lines()
@@ -203,12 +269,23 @@ fn check_pgbench(out: &Output, expected: u64, what: &str) {
         .lines()
         .filter(|l| l.to_ascii_lowercase().contains("error"))
         .collect();
-    assert!(errors.is_empty(), "{what}: errors on stderr: {errors:?}\n{}", out.describe());
+    assert!(
+        errors.is_empty(),
+        "{what}: errors on stderr: {errors:?}\n{}",
+        out.describe()
+    );
 }
 
 fn pgbench(env: &TestEnv, args: &[&str]) -> tokio::process::Command {
     let mut cmd = client_command(&tool(env, "pgbench"));
-    cmd.args(["-h", "127.0.0.1", "-p", &env.proxy_port().to_string(), "-U", APP_USER]);
+    cmd.args([
+        "-h",
+        "127.0.0.1",
+        "-p",
+        &env.proxy_port().to_string(),
+        "-U",
+        APP_USER,
+    ]);
     cmd.args(args);
     cmd.arg(APP_DB);
     cmd
@@ -216,13 +293,19 @@ fn pgbench(env: &TestEnv, args: &[&str]) -> tokio::process::Command {
 
 async fn pgbench_all_modes(pool_size: usize) {
     let env = TestEnv::start(|config| config.pool.size = pool_size).await;
-    let out = run(pgbench(&env, &["-i", "-s", "1"]), "pgbench -i").await.ok("pgbench -i");
+    let out = run(pgbench(&env, &["-i", "-s", "1"]), "pgbench -i")
+        .await
+        .ok("pgbench -i");
     let errors: Vec<&str> = out
         .stderr
         .lines()
         .filter(|l| l.to_ascii_lowercase().contains("error"))
         .collect();
-    assert!(errors.is_empty(), "pgbench -i: errors on stderr: {errors:?}\n{}", out.describe());
+    assert!(
+        errors.is_empty(),
+        "pgbench -i: errors on stderr: {errors:?}\n{}",
+        out.describe()
+    );
 
     // pgbench -i really loaded scale 1 through the proxy (COPY).
     let direct = env.connect_direct().await;
@@ -272,8 +355,9 @@ async fn pgbench_through_proxy_clients_share_pool_of_two() {
 
 /// A self-signed certificate for localhost / 127.0.0.1, as PEM files.
 fn write_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-        .expect("generate a self-signed certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .expect("generate a self-signed certificate");
     let cert = dir.join("server.crt");
     let key = dir.join("server.key");
     std::fs::write(&cert, certified.cert.pem()).unwrap();
@@ -290,7 +374,11 @@ fn tls_conninfo(env: &TestEnv, sslmode: &str) -> String {
 
 /// Runs `select 42` and `\conninfo` with `conninfo`; returns the output.
 async fn psql_conninfo(env: &TestEnv, conninfo: &str, what: &str) -> Output {
-    run(psql_with(env, conninfo, &["-c", "select 42", "-c", "\\conninfo"]), what).await
+    run(
+        psql_with(env, conninfo, &["-c", "select 42", "-c", "\\conninfo"]),
+        what,
+    )
+    .await
 }
 
 fn uses_ssl(out: &Output) -> bool {
@@ -310,9 +398,20 @@ async fn tls_optional() {
     })
     .await;
 
-    let out = psql_conninfo(&env, &tls_conninfo(&env, "require"), "psql sslmode=require").await.ok("sslmode=require");
-    assert_eq!(lines(&out.stdout).first(), Some(&"42"), "{}", out.describe());
-    assert!(uses_ssl(&out), "sslmode=require must give a TLS connection:\n{}", out.describe());
+    let out = psql_conninfo(&env, &tls_conninfo(&env, "require"), "psql sslmode=require")
+        .await
+        .ok("sslmode=require");
+    assert_eq!(
+        lines(&out.stdout).first(),
+        Some(&"42"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        uses_ssl(&out),
+        "sslmode=require must give a TLS connection:\n{}",
+        out.describe()
+    );
 
     // The proxy presents the configured certificate: full verification
     // against it as the only trusted root succeeds for host name localhost.
@@ -321,20 +420,43 @@ async fn tls_optional() {
         env.proxy_port(),
         cert.display()
     );
-    let out = psql_conninfo(&env, &verify, "psql sslmode=verify-full").await.ok("sslmode=verify-full");
-    assert_eq!(lines(&out.stdout).first(), Some(&"42"), "{}", out.describe());
+    let out = psql_conninfo(&env, &verify, "psql sslmode=verify-full")
+        .await
+        .ok("sslmode=verify-full");
+    assert_eq!(
+        lines(&out.stdout).first(),
+        Some(&"42"),
+        "{}",
+        out.describe()
+    );
     assert!(uses_ssl(&out), "{}", out.describe());
 
-    let out = psql_conninfo(&env, &tls_conninfo(&env, "disable"), "psql sslmode=disable").await.ok("sslmode=disable");
-    assert_eq!(lines(&out.stdout).first(), Some(&"42"), "{}", out.describe());
-    assert!(!uses_ssl(&out), "sslmode=disable must not use TLS:\n{}", out.describe());
+    let out = psql_conninfo(&env, &tls_conninfo(&env, "disable"), "psql sslmode=disable")
+        .await
+        .ok("sslmode=disable");
+    assert_eq!(
+        lines(&out.stdout).first(),
+        Some(&"42"),
+        "{}",
+        out.describe()
+    );
+    assert!(
+        !uses_ssl(&out),
+        "sslmode=disable must not use TLS:\n{}",
+        out.describe()
+    );
 
     // A larger result over TLS (several TLS records).
     let out = run(
         psql_with(
             &env,
             &tls_conninfo(&env, "require"),
-            &["-c", "select sum(length(repeat('x', g))) from generate_series(1, 2000) g", "-c", "select string_agg(g::text, ',') from generate_series(1, 50000) g"],
+            &[
+                "-c",
+                "select sum(length(repeat('x', g))) from generate_series(1, 2000) g",
+                "-c",
+                "select string_agg(g::text, ',') from generate_series(1, 50000) g",
+            ],
         ),
         "psql large result over TLS",
     )
@@ -342,8 +464,15 @@ async fn tls_optional() {
     .ok("large result over TLS");
     let got = lines(&out.stdout);
     assert_eq!(got.first(), Some(&"2001000"), "{}", out.describe());
-    let expected: String = (1..=50_000).map(|g| g.to_string()).collect::<Vec<_>>().join(",");
-    assert_eq!(got.get(1).copied(), Some(expected.as_str()), "large TLS result differs");
+    let expected: String = (1..=50_000)
+        .map(|g| g.to_string())
+        .collect::<Vec<_>>()
+        .join(",");
+    assert_eq!(
+        got.get(1).copied(),
+        Some(expected.as_str()),
+        "large TLS result differs"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,16 +489,38 @@ async fn tls_required() {
     .await;
 
     let out = psql_conninfo(&env, &tls_conninfo(&env, "disable"), "psql sslmode=disable").await;
-    assert!(!out.status.success(), "sslmode=disable must be refused when TLS is required:\n{}", out.describe());
-    assert!(out.stderr.contains("TLS"), "the refusal must mention TLS:\n{}", out.describe());
+    assert!(
+        !out.status.success(),
+        "sslmode=disable must be refused when TLS is required:\n{}",
+        out.describe()
+    );
+    assert!(
+        out.stderr.contains("TLS"),
+        "the refusal must mention TLS:\n{}",
+        out.describe()
+    );
 
-    let out = psql_conninfo(&env, &tls_conninfo(&env, "require"), "psql sslmode=require").await.ok("sslmode=require");
-    assert_eq!(lines(&out.stdout).first(), Some(&"42"), "{}", out.describe());
+    let out = psql_conninfo(&env, &tls_conninfo(&env, "require"), "psql sslmode=require")
+        .await
+        .ok("sslmode=require");
+    assert_eq!(
+        lines(&out.stdout).first(),
+        Some(&"42"),
+        "{}",
+        out.describe()
+    );
     assert!(uses_ssl(&out), "{}", out.describe());
 
     // libpq's default (prefer) asks for TLS and gets it.
-    let out = psql_conninfo(&env, &tls_conninfo(&env, "prefer"), "psql sslmode=prefer").await.ok("sslmode=prefer");
-    assert_eq!(lines(&out.stdout).first(), Some(&"42"), "{}", out.describe());
+    let out = psql_conninfo(&env, &tls_conninfo(&env, "prefer"), "psql sslmode=prefer")
+        .await
+        .ok("sslmode=prefer");
+    assert_eq!(
+        lines(&out.stdout).first(),
+        Some(&"42"),
+        "{}",
+        out.describe()
+    );
     assert!(uses_ssl(&out), "{}", out.describe());
 }
 
@@ -377,7 +528,8 @@ async fn tls_required() {
 async fn unix_socket() {
     let sockets = tempfile::tempdir().unwrap();
     let socket_dir = sockets.path().to_path_buf();
-    let env = TestEnv::start(|config| config.proxy.unix_socket_dir = Some(socket_dir.clone())).await;
+    let env =
+        TestEnv::start(|config| config.proxy.unix_socket_dir = Some(socket_dir.clone())).await;
     let socket = socket_dir.join(format!(".s.PGSQL.{}", env.proxy_port()));
     assert!(socket.exists(), "no socket at {}", socket.display());
 
@@ -387,26 +539,58 @@ async fn unix_socket() {
         env.proxy_port()
     );
     let out = run(
-        psql_with(&env, &conninfo, &["-c", "create table t (x int)", "-c", "insert into t select generate_series(1, 10)", "-c", "select sum(x) from t", "-c", "\\conninfo"]),
+        psql_with(
+            &env,
+            &conninfo,
+            &[
+                "-c",
+                "create table t (x int)",
+                "-c",
+                "insert into t select generate_series(1, 10)",
+                "-c",
+                "select sum(x) from t",
+                "-c",
+                "\\conninfo",
+            ],
+        ),
         "psql over the unix socket",
     )
     .await
     .ok("psql over the unix socket");
     let got = lines(&out.stdout);
     assert_eq!(got.first(), Some(&"55"), "{}", out.describe());
-    assert!(out.stdout.contains("via socket in"), "psql did not use the socket:\n{}", out.describe());
+    assert!(
+        out.stdout.contains("via socket in"),
+        "psql did not use the socket:\n{}",
+        out.describe()
+    );
 
     // psql -h <dir> -p <port>, the usual spelling.
     let mut cmd = client_command(&tool(&env, "psql"));
     cmd.args(["-X", "-A", "-t", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
         .arg(&socket_dir)
-        .args(["-p", &env.proxy_port().to_string(), "-U", APP_USER, "-d", APP_DB, "-c", "select count(*) from t"]);
-    let out = run(cmd, "psql -h <socket dir>").await.ok("psql -h <socket dir>");
+        .args([
+            "-p",
+            &env.proxy_port().to_string(),
+            "-U",
+            APP_USER,
+            "-d",
+            APP_DB,
+            "-c",
+            "select count(*) from t",
+        ]);
+    let out = run(cmd, "psql -h <socket dir>")
+        .await
+        .ok("psql -h <socket dir>");
     assert_eq!(lines(&out.stdout), vec!["10"], "{}", out.describe());
 
     // Stopping the proxy removes its socket file.
     drop(env);
-    assert!(!socket.exists(), "the proxy left its socket {} behind", socket.display());
+    assert!(
+        !socket.exists(),
+        "the proxy left its socket {} behind",
+        socket.display()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -432,8 +616,11 @@ async fn unix_socket_needs_no_tls_when_tls_is_required() {
         socket_dir.display(),
         env.proxy_port()
     );
-    let out = run(psql_with(&env, &conninfo, &["-c", "select 7"]), "psql unix socket, tls required")
-        .await
-        .ok("psql unix socket with tls.require");
+    let out = run(
+        psql_with(&env, &conninfo, &["-c", "select 7"]),
+        "psql unix socket, tls required",
+    )
+    .await
+    .ok("psql unix socket with tls.require");
     assert_eq!(lines(&out.stdout), vec!["7"], "{}", out.describe());
 }
