@@ -34,7 +34,9 @@ enum Command {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -86,7 +88,10 @@ fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(main) {
+    let result = runtime.block_on(main);
+    // Sessions still running are abandoned rather than waited for.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -96,6 +101,8 @@ fn run(main: impl std::future::Future<Output = anyhow::Result<()>>) -> ExitCode 
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {
+    let mut signals = shardwire::proxy::ShutdownSignals::install()?;
+    let drain_timeout = std::time::Duration::from_millis(config.proxy.shutdown_timeout_ms);
     let proxy = shardwire::proxy::start(config).await?;
     for addr in &proxy.addrs {
         tracing::info!(%addr, "listening");
@@ -103,8 +110,14 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &proxy.unix_socket {
         tracing::info!(path = %path.display(), "listening on unix socket");
     }
-    shardwire::proxy::shutdown_signal().await;
-    tracing::info!("shutting down");
-    proxy.stop_listening();
+    signals.recv().await;
+    tracing::info!("shutting down: waiting for running transactions (Ctrl-C again to stop now)");
+    let busy = tokio::select! {
+        busy = proxy.drain(drain_timeout) => busy,
+        _ = signals.recv() => proxy.shared.pools.lent_count(),
+    };
+    if busy > 0 {
+        tracing::warn!(busy, "stopping with server connections still in use");
+    }
     Ok(())
 }

@@ -119,9 +119,9 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
     let config = &runtime.config;
     let mut tcp = Vec::new();
     for addr in config.listen_addrs() {
-        let listener = TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} (is another proxy or PgBouncer running there?)"))?;
+        let listener = TcpListener::bind(addr).await.with_context(|| {
+            format!("cannot listen on {addr} (is another proxy or PgBouncer running there?)")
+        })?;
         tcp.push(listener);
     }
     let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
@@ -152,7 +152,8 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         tokio::spawn(accept_unix(listener, Arc::clone(&shared), stop_rx.clone()));
         path
     });
-    let maintenance = tokio::spawn(Arc::clone(&shared.pools).maintain_forever(Duration::from_secs(1)));
+    let maintenance =
+        tokio::spawn(Arc::clone(&shared.pools).maintain_forever(Duration::from_secs(1)));
     let mut stop_rx_maintenance = stop_rx;
     tokio::spawn(async move {
         let _ = stop_rx_maintenance.changed().await;
@@ -209,18 +210,47 @@ async fn accept_failed(e: std::io::Error) {
     tokio::time::sleep(Duration::from_millis(50)).await;
 }
 
-/// Resolves on Ctrl-C or SIGTERM, whichever comes first.
-pub async fn shutdown_signal() {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Ctrl-C (SIGINT) and SIGTERM, listened for from the moment this is
+/// created: a signal that arrives while the caller is still setting up is
+/// not lost (nor does it kill the process before cleanup).
+pub struct ShutdownSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl ShutdownSignals {
+    /// Installs the handlers.
+    pub fn install() -> Result<ShutdownSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(ShutdownSignals {
+            interrupt: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            terminate: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+        })
+    }
+
+    /// Resolves at the next Ctrl-C or SIGTERM.
+    pub async fn recv(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = terminate => {}
+    }
+}
+
+impl ProxyHandle {
+    /// Graceful stop: no new clients; waits until no server connection is
+    /// lent to a client (every running transaction has finished) or
+    /// `timeout` has passed. Returns the number of connections still lent.
+    pub async fn drain(&self, timeout: Duration) -> usize {
+        self.stop_listening();
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let busy = self.shared.pools.lent_count();
+            if busy == 0 || tokio::time::Instant::now() >= deadline {
+                self.shared.pools.close_idle();
+                return busy;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 }

@@ -65,7 +65,11 @@ impl Pools {
             max_prepared: config.pool.max_prepared_statements,
         };
         let mut pools = self.pools.write().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(pools.entry(key).or_insert_with(|| Pool::new(target, limits)))
+        Arc::clone(
+            pools
+                .entry(key)
+                .or_insert_with(|| Pool::new(target, limits)),
+        )
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<PoolKey, Arc<Pool>>> {
@@ -92,6 +96,14 @@ impl Pools {
                 pool.maintain().await;
             }
         }
+    }
+
+    /// Server connections lent to clients right now, over all pools.
+    pub fn lent_count(&self) -> usize {
+        self.snapshot()
+            .iter()
+            .map(|(_, pool)| pool.open_count().saturating_sub(pool.idle_count()))
+            .sum()
     }
 
     /// Closes all idle server connections.

@@ -48,6 +48,7 @@ struct ClusterEntry {
 
 /// Runs the demo until Ctrl-C / SIGTERM.
 pub async fn run(args: DemoArgs) -> Result<()> {
+    let mut signals = crate::proxy::ShutdownSignals::install()?;
     let dir = args
         .dir
         .clone()
@@ -55,9 +56,17 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     ensure_port_free(args.port)?;
     let keep = args.keep;
     let setup_dir = dir.clone();
-    let cluster = tokio::task::spawn_blocking(move || prepare_cluster(&setup_dir, keep))
-        .await
-        .context("demo setup task failed")??;
+    let setup = tokio::task::spawn_blocking(move || prepare_cluster(&setup_dir, keep));
+    let cluster = tokio::select! {
+        cluster = setup => cluster.context("demo setup task failed")??,
+        _ = signals.recv() => {
+            println!("interrupted: stopping the demo clusters");
+            tokio::task::spawn_blocking(crate::localcluster::stop_all_registered)
+                .await
+                .context("stopping the demo clusters")?;
+            anyhow::bail!("demo interrupted during setup");
+        }
+    };
     write_cluster_json(&dir, &cluster)?;
     let config = demo_config(args.port, &cluster);
     std::fs::write(dir.join("shardwire.toml"), config.to_toml())
@@ -72,7 +81,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  clusters: {}", dir.join("cluster.json").display());
     println!("  config:   {}", dir.join("shardwire.toml").display());
     println!("  Ctrl-C stops the proxy and the clusters.");
-    crate::proxy::shutdown_signal().await;
+    signals.recv().await;
     println!("stopping shardwire demo");
     proxy.stop_listening();
     drop(proxy);
@@ -96,8 +105,14 @@ fn prepare_cluster(dir: &Path, keep: bool) -> Result<LocalCluster> {
     if !keep && shard_dir.exists() {
         // A previous demo (possibly still running, or crashed) left this:
         // stop it and start clean.
-        let old = LocalCluster::open_or_init(&shard_dir, &ClusterOptions::default())
-            .with_context(|| format!("cannot recover the old demo cluster in {}", shard_dir.display()))?;
+        let old = LocalCluster::open_or_init(&shard_dir, &ClusterOptions::default()).with_context(
+            || {
+                format!(
+                    "cannot recover the old demo cluster in {}",
+                    shard_dir.display()
+                )
+            },
+        )?;
         drop(old);
         std::fs::remove_dir_all(&shard_dir)
             .with_context(|| format!("cannot remove {}", shard_dir.display()))?;
@@ -118,10 +133,15 @@ fn prepare_cluster(dir: &Path, keep: bool) -> Result<LocalCluster> {
     if has_db.trim() == "0" {
         cluster.create_database(DEMO_DATABASE, DEMO_USER)?;
     }
-    let loaded = cluster.psql(DEMO_DATABASE, "SELECT count(*) FROM pg_tables WHERE tablename = 'transactions'")?;
+    let loaded = cluster.psql(
+        DEMO_DATABASE,
+        "SELECT count(*) FROM pg_tables WHERE tablename = 'transactions'",
+    )?;
     if loaded.trim() == "0" {
         println!("loading demo data into {} ...", shard_dir.display());
-        cluster.psql(DEMO_DATABASE, SCHEMA).context("loading the demo schema")?;
+        cluster
+            .psql(DEMO_DATABASE, SCHEMA)
+            .context("loading the demo schema")?;
     }
     Ok(cluster)
 }
