@@ -78,9 +78,12 @@ impl ConnectError {
     /// The error a client sees when its server connection cannot be made.
     pub fn to_client_error(&self) -> PgError {
         match self {
-            ConnectError::Refused { code, message, .. } if code == "3D000" || code == "28P01" || code == "28000" => {
-                PgError::fatal("08004", format!("{self}"))
-                    .with_hint(format!("check the server credentials in the shardwire config ({message})"))
+            ConnectError::Refused { code, message, .. }
+                if code == "3D000" || code == "28P01" || code == "28000" =>
+            {
+                PgError::fatal("08004", format!("{self}")).with_hint(format!(
+                    "check the server credentials in the shardwire config ({message})"
+                ))
             }
             _ => PgError::fatal("08006", self.to_string()),
         }
@@ -126,13 +129,19 @@ impl ServerConn {
                 address: target.address.clone(),
                 source: io::Error::new(
                     io::ErrorKind::TimedOut,
-                    format!("no ready server within {} ms (pool.connect_timeout_ms)", timeout.as_millis()),
+                    format!(
+                        "no ready server within {} ms (pool.connect_timeout_ms)",
+                        timeout.as_millis()
+                    ),
                 ),
             }),
         }
     }
 
-    async fn connect_inner(target: &ServerTarget, max_prepared: usize) -> Result<ServerConn, ConnectError> {
+    async fn connect_inner(
+        target: &ServerTarget,
+        max_prepared: usize,
+    ) -> Result<ServerConn, ConnectError> {
         let io_err = |source| ConnectError::Io {
             address: target.address.clone(),
             source,
@@ -170,7 +179,10 @@ impl ServerConn {
         };
         let mut out = BytesMut::new();
         frontend::startup_message(
-            [("user", target.user.as_str()), ("database", target.database.as_str())],
+            [
+                ("user", target.user.as_str()),
+                ("database", target.database.as_str()),
+            ],
             &mut out,
         )
         .map_err(io_err)?;
@@ -253,21 +265,31 @@ impl ServerConn {
                 if !offers_scram {
                     return Err(unsupported("offers no SASL mechanism but SCRAM-SHA-256-PLUS, which shardwire does not speak to servers".into()));
                 }
-                let client = ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
-                frontend::sasl_initial_response("SCRAM-SHA-256", client.message(), &mut out).map_err(io_err)?;
+                let client =
+                    ScramSha256::new(password()?.as_bytes(), ChannelBinding::unsupported());
+                frontend::sasl_initial_response("SCRAM-SHA-256", client.message(), &mut out)
+                    .map_err(io_err)?;
                 *scram = Some(client);
             }
             11 => {
-                let client = scram.as_mut().ok_or_else(|| unsupported("SASL continue without start".into()))?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| unsupported("SASL continue without start".into()))?;
                 client.update(data).map_err(io_err)?;
                 frontend::sasl_response(client.message(), &mut out).map_err(io_err)?;
             }
             12 => {
-                let client = scram.as_mut().ok_or_else(|| unsupported("SASL final without start".into()))?;
+                let client = scram
+                    .as_mut()
+                    .ok_or_else(|| unsupported("SASL final without start".into()))?;
                 client.finish(data).map_err(io_err)?;
                 return Ok(());
             }
-            other => return Err(unsupported(format!("asks for authentication method {other}, which shardwire does not support"))),
+            other => {
+                return Err(unsupported(format!(
+                    "asks for authentication method {other}, which shardwire does not support"
+                )));
+            }
         }
         self.send(&out).await.map_err(io_err)
     }
