@@ -47,7 +47,13 @@ pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
     let mut inbox = BytesMut::with_capacity(1024);
     let timeout = runtime.config.proxy.startup_timeout();
     let login =
-        tokio::time::timeout(timeout, handshake(&mut slot, &mut inbox, &shared, &runtime)).await;
+        // Boxed, like the session setup below: once startup is done an idle
+        // client costs only its session state.
+        tokio::time::timeout(
+            timeout,
+            Box::pin(handshake(&mut slot, &mut inbox, &shared, &runtime)),
+        )
+        .await;
     let Some(mut stream) = slot else { return };
     let login = match login {
         Ok(Ok(Some(login))) => login,
@@ -66,7 +72,7 @@ pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
     };
     let span = tracing::info_span!("client", user = %login.user.name, database = %login.database);
     let _enter = span.enter();
-    match begin_session(stream, inbox, login, &shared, &runtime).await {
+    match Box::pin(begin_session(stream, inbox, login, &shared, &runtime)).await {
         Ok(mut session) => {
             drop(_enter);
             let end = session.run().await;

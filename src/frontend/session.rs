@@ -449,10 +449,12 @@ impl Session {
     /// client's session parameters applied.
     async fn attach(&mut self) -> Result<(), SessionEnd> {
         if self.server.is_none() {
-            let mut lease = self.pool.checkout().await?;
+            // Boxed: these futures are large and rarely pending; keeping them
+            // out of the session's own future keeps idle clients small.
+            let mut lease = Box::pin(self.pool.checkout()).await?;
             let conn = lease.conn();
             if let Some(sql) = sync_query(&conn.session_params, &self.params) {
-                conn.run_maintenance(&sql).await?;
+                Box::pin(conn.run_maintenance(&sql)).await?;
                 conn.session_params = self.params.clone();
             }
             self.cancel.slot.set(Some(conn.cancel.clone()));
@@ -572,7 +574,7 @@ impl Session {
             }
             Ok::<(), PgError>(())
         };
-        match tokio::time::timeout(std::time::Duration::from_secs(5), cleanup).await {
+        match tokio::time::timeout(std::time::Duration::from_secs(5), Box::pin(cleanup)).await {
             Ok(Ok(())) => Pool::give_back(lease),
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "closing server connection that failed its reset")
