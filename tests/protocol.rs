@@ -46,7 +46,9 @@ struct Watched {
     task: JoinHandle<()>,
 }
 
-async fn connect_watched(config: &tokio_postgres::Config) -> Result<Watched, tokio_postgres::Error> {
+async fn connect_watched(
+    config: &tokio_postgres::Config,
+) -> Result<Watched, tokio_postgres::Error> {
     let (client, mut connection) = config.connect(NoTls).await?;
     let (tx, messages) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
@@ -80,7 +82,11 @@ fn db_error<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>, what: 
 }
 
 /// Asserts that `result` failed with SQLSTATE `code`; returns the error.
-fn expect_code<T: std::fmt::Debug>(result: Result<T, tokio_postgres::Error>, code: &SqlState, what: &str) -> DbError {
+fn expect_code<T: std::fmt::Debug>(
+    result: Result<T, tokio_postgres::Error>,
+    code: &SqlState,
+    what: &str,
+) -> DbError {
     let db = db_error(result, what);
     assert_eq!(
         db.code(),
@@ -102,7 +108,8 @@ async fn no_hang<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 /// Number of server backends of the app user.
 async fn app_backends(direct: &Client, extra_condition: &str) -> i64 {
-    let sql = format!("select count(*) from pg_stat_activity where usename = 'app' {extra_condition}");
+    let sql =
+        format!("select count(*) from pg_stat_activity where usename = 'app' {extra_condition}");
     direct.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
@@ -133,7 +140,10 @@ async fn terminate_app_backends(direct: &Client) {
         )
         .await
         .unwrap();
-    wait_until("no app backend is left", || async { app_backends(direct, "").await == 0 }).await;
+    wait_until("no app backend is left", || async {
+        app_backends(direct, "").await == 0
+    })
+    .await;
 }
 
 // ---------------------------------------------------------------------------
@@ -188,7 +198,9 @@ impl Msg {
 
 impl Raw {
     async fn connect(port: u16) -> Raw {
-        let stream = TcpStream::connect(("127.0.0.1", port)).await.expect("tcp connect to proxy");
+        let stream = TcpStream::connect(("127.0.0.1", port))
+            .await
+            .expect("tcp connect to proxy");
         let mut raw = Raw {
             stream,
             inbox: BytesMut::new(),
@@ -211,7 +223,12 @@ impl Raw {
                                 APP_PASSWORD.as_bytes(),
                                 postgres_protocol::authentication::sasl::ChannelBinding::unsupported(),
                             );
-                            frontend::sasl_initial_response("SCRAM-SHA-256", client.message(), &mut out).unwrap();
+                            frontend::sasl_initial_response(
+                                "SCRAM-SHA-256",
+                                client.message(),
+                                &mut out,
+                            )
+                            .unwrap();
                             scram = Some(client);
                         }
                         11 => {
@@ -248,7 +265,12 @@ impl Raw {
         no_hang("raw client read", async {
             loop {
                 if self.inbox.len() >= 5 {
-                    let len = i32::from_be_bytes([self.inbox[1], self.inbox[2], self.inbox[3], self.inbox[4]]) as usize;
+                    let len = i32::from_be_bytes([
+                        self.inbox[1],
+                        self.inbox[2],
+                        self.inbox[3],
+                        self.inbox[4],
+                    ]) as usize;
                     if self.inbox.len() > len {
                         let mut frame = self.inbox.split_to(len + 1).freeze();
                         let tag = frame[0];
@@ -256,7 +278,11 @@ impl Raw {
                         return Msg { tag, body: frame };
                     }
                 }
-                let n = self.stream.read_buf(&mut self.inbox).await.expect("read from proxy");
+                let n = self
+                    .stream
+                    .read_buf(&mut self.inbox)
+                    .await
+                    .expect("read from proxy");
                 assert!(n > 0, "proxy closed the raw connection");
             }
         })
@@ -302,7 +328,13 @@ impl Transcript {
 }
 
 /// Encodes a Bind whose values are all in text format (or NULL).
-fn bind_text(out: &mut BytesMut, portal: &str, statement: &str, values: &[Option<&str>], result_format: i16) {
+fn bind_text(
+    out: &mut BytesMut,
+    portal: &str,
+    statement: &str,
+    values: &[Option<&str>],
+    result_format: i16,
+) {
     frontend::bind(
         portal,
         statement,
@@ -346,14 +378,19 @@ async fn simple_query_multi_statement_empty_and_notice() {
     let mut completions = 0;
     for message in &messages {
         match message {
-            tokio_postgres::SimpleQueryMessage::Row(row) => {
-                rows.push((0..row.len()).map(|i| row.get(i).map(str::to_string)).collect::<Vec<_>>())
-            }
+            tokio_postgres::SimpleQueryMessage::Row(row) => rows.push(
+                (0..row.len())
+                    .map(|i| row.get(i).map(str::to_string))
+                    .collect::<Vec<_>>(),
+            ),
             tokio_postgres::SimpleQueryMessage::CommandComplete(_) => completions += 1,
             _ => {}
         }
     }
-    assert_eq!(completions, 4, "one CommandComplete per statement: {messages:?}");
+    assert_eq!(
+        completions, 4,
+        "one CommandComplete per statement: {messages:?}"
+    );
     let s = |v: &str| Some(v.to_string());
     assert_eq!(
         rows,
@@ -368,20 +405,31 @@ async fn simple_query_multi_statement_empty_and_notice() {
     // An error in the middle of a multi-statement query stops it there and
     // rolls back the implicit transaction.
     let err = client
-        .simple_query("insert into sq values (10, 'ten'); select 1/0; insert into sq values (11, 'eleven')")
+        .simple_query(
+            "insert into sq values (10, 'ten'); select 1/0; insert into sq values (11, 'eleven')",
+        )
         .await;
-    expect_code(err, &SqlState::DIVISION_BY_ZERO, "error in multi-statement query");
+    expect_code(
+        err,
+        &SqlState::DIVISION_BY_ZERO,
+        "error in multi-statement query",
+    );
     let count: i64 = client
         .query_one("select count(*) from sq where id >= 10", &[])
         .await
         .unwrap()
         .get(0);
-    assert_eq!(count, 0, "the implicit transaction of the failed query was rolled back");
+    assert_eq!(
+        count, 0,
+        "the implicit transaction of the failed query was rolled back"
+    );
 
     // The empty query.
     let empty = client.simple_query("").await.unwrap();
     assert!(
-        empty.iter().all(|m| !matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))),
+        empty
+            .iter()
+            .all(|m| !matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))),
         "empty query returns no rows"
     );
     client.batch_execute("   ;  ").await.unwrap();
@@ -421,7 +469,10 @@ async fn extended_protocol_binary_round_trips() {
     macro_rules! round_trip {
         ($sql:expr, $ty:ty, $value:expr) => {{
             let value: $ty = $value;
-            let row = client.query_one($sql, &[&value]).await.unwrap_or_else(|e| panic!("{}: {e:?}", $sql));
+            let row = client
+                .query_one($sql, &[&value])
+                .await
+                .unwrap_or_else(|e| panic!("{}: {e:?}", $sql));
             let back: $ty = row.get(0);
             assert_eq!(back, value, "round trip through `{}`", $sql);
         }};
@@ -436,7 +487,11 @@ async fn extended_protocol_binary_round_trips() {
     round_trip!("select $1::float8", f64, f64::INFINITY);
     round_trip!("select $1::bool", bool, true);
     round_trip!("select $1::bool", bool, false);
-    round_trip!("select $1::text", String, "héllo, wörld ✓ 'quoted' \"double\"".to_string());
+    round_trip!(
+        "select $1::text",
+        String,
+        "héllo, wörld ✓ 'quoted' \"double\"".to_string()
+    );
     round_trip!("select $1::text", String, String::new());
     round_trip!("select $1::varchar", String, "varchar value".to_string());
     round_trip!("select $1::bytea", Vec<u8>, (0..=255u8).collect());
@@ -447,11 +502,20 @@ async fn extended_protocol_binary_round_trips() {
     round_trip!("select $1::int4", Option<i32>, Some(7));
     round_trip!("select $1::int4[]", Vec<i32>, vec![1, -2, 3, i32::MAX]);
     round_trip!("select $1::int4[]", Vec<i32>, vec![]);
-    round_trip!("select $1::int4[]", Vec<Option<i32>>, vec![Some(1), None, Some(3)]);
+    round_trip!(
+        "select $1::int4[]",
+        Vec<Option<i32>>,
+        vec![Some(1), None, Some(3)]
+    );
     round_trip!(
         "select $1::text[]",
         Vec<String>,
-        vec!["a".to_string(), "with space".to_string(), "{braces}".to_string(), String::new()]
+        vec![
+            "a".to_string(),
+            "with space".to_string(),
+            "{braces}".to_string(),
+            String::new()
+        ]
     );
     round_trip!("select $1::int8[]", Vec<i64>, vec![i64::MIN, 0, i64::MAX]);
     round_trip!("select $1::float8[]", Vec<f64>, vec![0.5, -2.25]);
@@ -463,14 +527,32 @@ async fn extended_protocol_binary_round_trips() {
 
     // Types without a native Rust mapping here go through text casts.
     let cases = [
-        ("select cast(cast($1::text as numeric) as text)", "12345678901234567890.123456789"),
-        ("select cast(cast($1::text as numeric) as text)", "-0.000000000000000001"),
+        (
+            "select cast(cast($1::text as numeric) as text)",
+            "12345678901234567890.123456789",
+        ),
+        (
+            "select cast(cast($1::text as numeric) as text)",
+            "-0.000000000000000001",
+        ),
         ("select cast(cast($1::text as numeric) as text)", "NaN"),
         ("select cast(cast($1::text as date) as text)", "2024-02-29"),
-        ("select cast(cast($1::text as timestamp) as text)", "2024-02-29 13:45:00.123456"),
-        ("select cast(cast($1::text as interval) as text)", "1 year 2 mons 3 days 04:05:06"),
-        ("select cast(cast($1::text as uuid) as text)", "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
-        ("select cast(cast($1::text as jsonb) as text)", "{\"a\": [1, 2, {\"b\": null}]}"),
+        (
+            "select cast(cast($1::text as timestamp) as text)",
+            "2024-02-29 13:45:00.123456",
+        ),
+        (
+            "select cast(cast($1::text as interval) as text)",
+            "1 year 2 mons 3 days 04:05:06",
+        ),
+        (
+            "select cast(cast($1::text as uuid) as text)",
+            "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        ),
+        (
+            "select cast(cast($1::text as jsonb) as text)",
+            "{\"a\": [1, 2, {\"b\": null}]}",
+        ),
     ];
     for (sql, value) in cases {
         let back: String = client.query_one(sql, &[&value]).await.unwrap().get(0);
@@ -526,12 +608,21 @@ async fn extended_protocol_binary_round_trips() {
     client
         .execute(
             "insert into typed values ($1, $2, $3, $4, $5)",
-            &[&42i64, &0.125f64, &"stored", &vec![1u8, 2, 3], &vec![4i32, 5]],
+            &[
+                &42i64,
+                &0.125f64,
+                &"stored",
+                &vec![1u8, 2, 3],
+                &vec![4i32, 5],
+            ],
         )
         .await
         .unwrap();
     let direct = env.connect_direct().await;
-    let row = direct.query_one("select a, b, c, d, e from typed", &[]).await.unwrap();
+    let row = direct
+        .query_one("select a, b, c, d, e from typed", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 42);
     assert_eq!(row.get::<_, f64>(1), 0.125);
     assert_eq!(row.get::<_, &str>(2), "stored");
@@ -548,7 +639,11 @@ async fn extended_protocol_text_format_parameters_and_results() {
     let cases: [(&str, Option<&str>, Option<&str>); 14] = [
         ("int2", Some("-32768"), Some("-32768")),
         ("int4", Some(" 42"), Some("42")),
-        ("int8", Some("9223372036854775807"), Some("9223372036854775807")),
+        (
+            "int8",
+            Some("9223372036854775807"),
+            Some("9223372036854775807"),
+        ),
         ("float4", Some("1.5"), Some("1.5")),
         ("float8", Some("-2.5e-3"), Some("-0.0025")),
         ("bool", Some("yes"), Some("t")),
@@ -556,7 +651,11 @@ async fn extended_protocol_text_format_parameters_and_results() {
         ("bytea", Some("\\x00ff10"), Some("\\x00ff10")),
         ("numeric", Some("123.4500"), Some("123.4500")),
         ("date", Some("2024-02-29"), Some("2024-02-29")),
-        ("timestamp", Some("2024-02-29 13:45:00.5"), Some("2024-02-29 13:45:00.5")),
+        (
+            "timestamp",
+            Some("2024-02-29 13:45:00.5"),
+            Some("2024-02-29 13:45:00.5"),
+        ),
         ("int4[]", Some("{1,2,NULL}"), Some("{1,2,NULL}")),
         ("text[]", Some("{a,\"b c\"}"), Some("{a,\"b c\"}")),
         ("int4", None, None),
@@ -598,8 +697,16 @@ async fn extended_protocol_text_format_parameters_and_results() {
         let t = raw.until_ready().await;
         assert_eq!(t.tags, "2DCZ", "{t:?}");
         let first = t.rows[0][0].clone().unwrap();
-        assert_eq!(first, (i * 1000 + 1).to_be_bytes().to_vec(), "binary int4 result");
-        assert_eq!(t.rows[0][1].as_deref(), Some(&b"hey!"[..]), "binary text result");
+        assert_eq!(
+            first,
+            (i * 1000 + 1).to_be_bytes().to_vec(),
+            "binary int4 result"
+        );
+        assert_eq!(
+            t.rows[0][1].as_deref(),
+            Some(&b"hey!"[..]),
+            "binary text result"
+        );
     }
 
     // A malformed text value is the server's error, and the connection goes on.
@@ -613,7 +720,8 @@ async fn extended_protocol_text_format_parameters_and_results() {
     let t = raw.until_ready().await;
     assert_eq!(t.tags, "1EZ", "{t:?}");
     assert_eq!(t.errors, vec!["22P02".to_string()]);
-    raw.send(|out| frontend::query("select 'still here'", out).unwrap()).await;
+    raw.send(|out| frontend::query("select 'still here'", out).unwrap())
+        .await;
     let t = raw.until_ready().await;
     assert_eq!(t.text(0, 0).as_deref(), Some("still here"));
 }
@@ -631,7 +739,9 @@ async fn prepared_statements_many_clients_few_servers() {
     {
         let setup = env.connect().await;
         setup
-            .batch_execute("create table items(id bigserial primary key, client int not null, n int not null)")
+            .batch_execute(
+                "create table items(id bigserial primary key, client int not null, n int not null)",
+            )
             .await
             .unwrap();
     }
@@ -651,12 +761,21 @@ async fn prepared_statements_many_clients_few_servers() {
         })
     };
 
+    // Connect one after the other (SCRAM key derivation in a debug build is
+    // slow enough that 50 at once could starve the in-process proxy of CPU
+    // past its startup timeout), then run all clients at once.
+    let mut clients = Vec::new();
+    for _ in 0..CLIENTS {
+        clients.push(
+            connect_watched(&proxy_config(&env))
+                .await
+                .expect("client connects")
+                .client,
+        );
+    }
     let mut tasks = Vec::new();
-    for c in 0..CLIENTS {
-        let config = proxy_config(&env);
+    for (c, mut client) in (0..CLIENTS).zip(clients) {
         tasks.push(tokio::spawn(async move {
-            let w = connect_watched(&config).await.expect("client connects");
-            let mut client = w.client;
             // Same names in every client ("s0", "s1", ...) but partly different texts.
             let double = client.prepare("select $1::int4 * 2").await.unwrap();
             let insert = client
@@ -664,7 +783,9 @@ async fn prepared_statements_many_clients_few_servers() {
                 .await
                 .unwrap();
             let count = client
-                .prepare(&format!("select count(*), {c} as me from items where client = $1"))
+                .prepare(&format!(
+                    "select count(*), {c} as me from items where client = $1"
+                ))
                 .await
                 .unwrap();
             let mut inserted = 0i64;
@@ -673,7 +794,11 @@ async fn prepared_statements_many_clients_few_servers() {
                     // Implicit transactions.
                     let d: i32 = client.query_one(&double, &[&round]).await.unwrap().get(0);
                     assert_eq!(d, round * 2);
-                    let n: i32 = client.query_one(&insert, &[&c, &round]).await.unwrap().get(0);
+                    let n: i32 = client
+                        .query_one(&insert, &[&c, &round])
+                        .await
+                        .unwrap()
+                        .get(0);
                     assert_eq!(n, round);
                     inserted += 1;
                     let row = client.query_one(&count, &[&c]).await.unwrap();
@@ -685,7 +810,11 @@ async fn prepared_statements_many_clients_few_servers() {
                     let n: i32 = tx.query_one(&insert, &[&c, &round]).await.unwrap().get(0);
                     assert_eq!(n, round);
                     let row = tx.query_one(&count, &[&c]).await.unwrap();
-                    assert_eq!(row.get::<_, i64>(0), inserted + 1, "client {c} round {round} in tx");
+                    assert_eq!(
+                        row.get::<_, i64>(0),
+                        inserted + 1,
+                        "client {c} round {round} in tx"
+                    );
                     let d: i32 = tx.query_one(&double, &[&(round + c)]).await.unwrap().get(0);
                     assert_eq!(d, (round + c) * 2);
                     if round % 4 == 1 {
@@ -703,31 +832,119 @@ async fn prepared_statements_many_clients_few_servers() {
     }
     let mut total = 0;
     for task in tasks {
-        total += no_hang("client task", async { tokio::time::timeout(Duration::from_secs(120), task).await })
-            .await
-            .map_err(|_| "client task timed out")
-            .unwrap()
-            .expect("client task succeeded");
+        total += no_hang("client task", async {
+            tokio::time::timeout(Duration::from_secs(120), task).await
+        })
+        .await
+        .map_err(|_| "client task timed out")
+        .unwrap()
+        .expect("client task succeeded");
     }
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let most = sampler.await.unwrap();
 
-    let stored: i64 = direct.query_one("select count(*) from items", &[]).await.unwrap().get(0);
+    let stored: i64 = direct
+        .query_one("select count(*) from items", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(stored, total);
     // 20 implicit inserts + 10 committed explicit ones per client.
     assert_eq!(total, i64::from(CLIENTS) * 30);
     let now = app_backends(&direct, "").await;
-    assert!(now <= 4, "{now} app backends after the run, pool size is 4");
-    assert!(most <= 4, "{most} app backends at once during the run, pool size is 4");
+    // The proxy's own view, to explain a failure.
+    let pools: Vec<String> = env
+        .proxy
+        .shared
+        .pools
+        .snapshot()
+        .iter()
+        .map(|(_, pool)| {
+            format!(
+                "open {} opened {} closed {}",
+                pool.open_count(),
+                pool.counters
+                    .opened
+                    .load(std::sync::atomic::Ordering::Relaxed),
+                pool.counters
+                    .closed
+                    .load(std::sync::atomic::Ordering::Relaxed)
+            )
+        })
+        .collect();
+    assert!(
+        most <= 4,
+        "{most} app backends at once during the run, pool size is 4 (proxy pool: {pools:?})"
+    );
+    assert!(
+        now <= 4,
+        "{now} app backends after the run, pool size is 4 (proxy pool: {pools:?})"
+    );
     let in_tx = app_backends(&direct, "and state <> 'idle'").await;
     assert_eq!(in_tx, 0, "every pooled backend is idle after the run");
+}
+
+/// Many short transactions from more clients than server connections: the
+/// pool never opens more connections than its size, on the proxy's count or
+/// on the server's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_never_exceeds_its_size() {
+    const SIZE: usize = 3;
+    let env = TestEnv::start(|config| config.pool.size = SIZE).await;
+    let direct = env.connect_direct().await;
+    let mut clients = Vec::new();
+    for _ in 0..40 {
+        clients.push(env.connect().await);
+    }
+    let mut tasks = Vec::new();
+    for (i, client) in clients.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let stmt = client.prepare("select $1::int4 + 1").await.unwrap();
+            for n in 0..250i32 {
+                let v: i32 = client.query_one(&stmt, &[&n]).await.unwrap().get(0);
+                assert_eq!(v, n + 1, "client {i}");
+                if n % 5 == 0 {
+                    client
+                        .batch_execute("begin; select 1; commit")
+                        .await
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        no_hang("client task", task).await.unwrap();
+    }
+    let pools = env.proxy.shared.pools.snapshot();
+    let (_, pool) = pools.first().expect("the app pool exists");
+    let opened = pool
+        .counters
+        .opened
+        .load(std::sync::atomic::Ordering::Relaxed);
+    let closed = pool
+        .counters
+        .closed
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        pool.open_count() <= SIZE,
+        "the proxy holds {} server connections for a pool of {SIZE} (opened {opened}, closed {closed})",
+        pool.open_count()
+    );
+    let on_server = app_backends(&direct, "").await;
+    assert!(
+        on_server as usize <= SIZE,
+        "{on_server} app backends on the server for a pool of {SIZE}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pipelined_queries_on_one_client() {
     let env = TestEnv::start(|_| {}).await;
     let client = env.connect().await;
-    let stmt = client.prepare("select $1::int4 * 3, $2::text").await.unwrap();
+    let stmt = client
+        .prepare("select $1::int4 * 3, $2::text")
+        .await
+        .unwrap();
 
     // 200 Bind/Execute/Sync groups in flight at once on one connection.
     let labels: Vec<String> = (0..200).map(|i| format!("row-{i}")).collect();
@@ -735,9 +952,12 @@ async fn pipelined_queries_on_one_client() {
         let (client, stmt, label) = (&client, &stmt, &labels[i as usize]);
         async move { client.query_one(stmt, &[&i, label]).await }
     });
-    let results = no_hang("200 pipelined queries", futures::future::try_join_all(futures))
-        .await
-        .unwrap();
+    let results = no_hang(
+        "200 pipelined queries",
+        futures::future::try_join_all(futures),
+    )
+    .await
+    .unwrap();
     assert_eq!(results.len(), 200);
     for (i, row) in results.iter().enumerate() {
         assert_eq!(row.get::<_, i32>(0), i as i32 * 3);
@@ -761,10 +981,18 @@ async fn pipelined_queries_on_one_client() {
             }
         }
     });
-    let results = no_hang("200 pipelined mixed queries", futures::future::join_all(futures)).await;
+    let results = no_hang(
+        "200 pipelined mixed queries",
+        futures::future::join_all(futures),
+    )
+    .await;
     for (i, result) in results.into_iter().enumerate() {
         if i % 10 == 7 {
-            expect_code(result, &SqlState::DIVISION_BY_ZERO, "pipelined failing query");
+            expect_code(
+                result,
+                &SqlState::DIVISION_BY_ZERO,
+                "pipelined failing query",
+            );
         } else {
             let row = result.unwrap_or_else(|e| panic!("pipelined query {i}: {e:?}"));
             assert_eq!(row.get::<_, i32>(0), i as i32 + 1);
@@ -772,9 +1000,15 @@ async fn pipelined_queries_on_one_client() {
     }
 
     // Pipelined inside an explicit transaction.
-    client.batch_execute("create table pipe(n int)").await.unwrap();
+    client
+        .batch_execute("create table pipe(n int)")
+        .await
+        .unwrap();
     client.batch_execute("begin").await.unwrap();
-    let insert = client.prepare("insert into pipe values ($1)").await.unwrap();
+    let insert = client
+        .prepare("insert into pipe values ($1)")
+        .await
+        .unwrap();
     let futures = (0..200i32).map(|i| {
         let (client, insert) = (&client, &insert);
         async move { client.execute(insert, &[&i]).await }
@@ -784,7 +1018,10 @@ async fn pipelined_queries_on_one_client() {
         .unwrap();
     assert!(counts.iter().all(|&n| n == 1));
     client.batch_execute("commit").await.unwrap();
-    let row = client.query_one("select count(*), sum(n) from pipe", &[]).await.unwrap();
+    let row = client
+        .query_one("select count(*), sum(n) from pipe", &[])
+        .await
+        .unwrap();
     assert_eq!(row.get::<_, i64>(0), 200);
     assert_eq!(row.get::<_, i64>(1), (0..200).sum::<i64>());
 }
@@ -809,16 +1046,23 @@ async fn copy_in_and_out_100k_rows() {
         .await
         .unwrap();
 
-    let sink = client.copy_in("COPY copied (id, name) FROM STDIN").await.unwrap();
+    let sink = client
+        .copy_in("COPY copied (id, name) FROM STDIN")
+        .await
+        .unwrap();
     futures::pin_mut!(sink);
     let mut chunk = String::new();
     for id in 1..=ROWS {
         chunk.push_str(&format!("{id}\tname number {id}\n"));
         if id % 1000 == 0 {
-            sink.send(Bytes::from(std::mem::take(&mut chunk))).await.unwrap();
+            sink.send(Bytes::from(std::mem::take(&mut chunk)))
+                .await
+                .unwrap();
         }
     }
-    let copied = no_hang("COPY FROM STDIN finish", sink.finish()).await.unwrap();
+    let copied = no_hang("COPY FROM STDIN finish", sink.finish())
+        .await
+        .unwrap();
     assert_eq!(copied, ROWS as u64);
 
     let expected_sum = ROWS * (ROWS + 1) / 2;
@@ -826,20 +1070,28 @@ async fn copy_in_and_out_100k_rows() {
         .query_one("select count(*), sum(id)::int8 from copied", &[])
         .await
         .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (ROWS, expected_sum));
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (ROWS, expected_sum)
+    );
     let direct = env.connect_direct().await;
     let row = direct
         .query_one("select count(*), sum(id)::int8 from copied", &[])
         .await
         .unwrap();
-    assert_eq!((row.get::<_, i64>(0), row.get::<_, i64>(1)), (ROWS, expected_sum));
+    assert_eq!(
+        (row.get::<_, i64>(0), row.get::<_, i64>(1)),
+        (ROWS, expected_sum)
+    );
 
     // COPY OUT through the proxy.
     let stream = client
         .copy_out("COPY (select id, name from copied order by id) TO STDOUT")
         .await
         .unwrap();
-    let chunks: Vec<Bytes> = no_hang("COPY TO STDOUT", stream.try_collect()).await.unwrap();
+    let chunks: Vec<Bytes> = no_hang("COPY TO STDOUT", stream.try_collect())
+        .await
+        .unwrap();
     let mut all = BytesMut::new();
     for c in chunks {
         all.extend_from_slice(&c);
@@ -857,16 +1109,23 @@ async fn copy_in_and_out_100k_rows() {
     assert_eq!((count, sum), (ROWS, expected_sum));
 
     // The same client goes on normally.
-    let n: i64 = client.query_one("select count(*) from copied where id <= 10", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from copied where id <= 10", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 10);
 
     // And the only server connection went back to the pool after the COPYs:
     // another client gets it.
     let other = env.connect().await;
-    let n: i64 = no_hang("second client after COPY", other.query_one("select count(*) from copied", &[]))
-        .await
-        .expect("the pool's only connection is free again after COPY")
-        .get(0);
+    let n: i64 = no_hang(
+        "second client after COPY",
+        other.query_one("select count(*) from copied", &[]),
+    )
+    .await
+    .expect("the pool's only connection is free again after COPY")
+    .get(0);
     assert_eq!(n, ROWS);
 }
 
@@ -878,32 +1137,50 @@ async fn copy_in_error_and_abort_leave_session_usable() {
     })
     .await;
     let client = env.connect().await;
-    client.batch_execute("create table cp(id int primary key)").await.unwrap();
+    client
+        .batch_execute("create table cp(id int primary key)")
+        .await
+        .unwrap();
 
     // Bad data: the server fails the COPY.
     let sink = client.copy_in("COPY cp FROM STDIN").await.unwrap();
     futures::pin_mut!(sink);
-    sink.send(Bytes::from_static(b"1\n2\nnot-a-number\n")).await.unwrap();
+    sink.send(Bytes::from_static(b"1\n2\nnot-a-number\n"))
+        .await
+        .unwrap();
     let result = no_hang("COPY with bad data", sink.finish()).await;
-    expect_code(result, &SqlState::INVALID_TEXT_REPRESENTATION, "COPY with bad data");
+    expect_code(
+        result,
+        &SqlState::INVALID_TEXT_REPRESENTATION,
+        "COPY with bad data",
+    );
 
     // Aborted by the client (sink dropped without finish: CopyFail).
     {
-        let sink = client.copy_in::<_, Bytes>("COPY cp FROM STDIN").await.unwrap();
+        let sink = client
+            .copy_in::<_, Bytes>("COPY cp FROM STDIN")
+            .await
+            .unwrap();
         futures::pin_mut!(sink);
         sink.send(Bytes::from_static(b"3\n")).await.unwrap();
     }
 
-    let n: i64 = no_hang("query after failed COPYs", client.query_one("select count(*) from cp", &[]))
-        .await
-        .unwrap()
-        .get(0);
+    let n: i64 = no_hang(
+        "query after failed COPYs",
+        client.query_one("select count(*) from cp", &[]),
+    )
+    .await
+    .unwrap()
+    .get(0);
     assert_eq!(n, 0, "no row of the failed COPYs is visible");
     let other = env.connect().await;
-    let n: i64 = no_hang("second client after failed COPYs", other.query_one("select count(*) from cp", &[]))
-        .await
-        .expect("the pool's only connection is free again")
-        .get(0);
+    let n: i64 = no_hang(
+        "second client after failed COPYs",
+        other.query_one("select count(*) from cp", &[]),
+    )
+    .await
+    .expect("the pool's only connection is free again")
+    .get(0);
     assert_eq!(n, 0);
 }
 
@@ -920,7 +1197,11 @@ async fn cancel_running_query() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         token.cancel_query(NoTls).await
     });
-    let result = no_hang("pg_sleep(30) with cancel", client.query_one("select pg_sleep(30)", &[])).await;
+    let result = no_hang(
+        "pg_sleep(30) with cancel",
+        client.query_one("select pg_sleep(30)", &[]),
+    )
+    .await;
     canceller.await.unwrap().expect("cancel request sent");
     expect_code(result, &SqlState::QUERY_CANCELED, "cancelled query");
     let one: i32 = client.query_one("select 1", &[]).await.unwrap().get(0);
@@ -933,9 +1214,17 @@ async fn cancel_running_query() {
         tokio::time::sleep(Duration::from_millis(300)).await;
         token.cancel_query(NoTls).await
     });
-    let result = no_hang("pg_sleep(30) in tx with cancel", client.batch_execute("select pg_sleep(30)")).await;
+    let result = no_hang(
+        "pg_sleep(30) in tx with cancel",
+        client.batch_execute("select pg_sleep(30)"),
+    )
+    .await;
     canceller.await.unwrap().expect("cancel request sent");
-    expect_code(result, &SqlState::QUERY_CANCELED, "cancelled query in a transaction");
+    expect_code(
+        result,
+        &SqlState::QUERY_CANCELED,
+        "cancelled query in a transaction",
+    );
     expect_code(
         client.query_one("select 1", &[]).await,
         &SqlState::IN_FAILED_SQL_TRANSACTION,
@@ -954,25 +1243,68 @@ async fn cancel_running_query() {
 async fn errors_outside_and_inside_transactions() {
     let env = TestEnv::start(|_| {}).await;
     let mut client = env.connect().await;
-    client.batch_execute("create table e(id int primary key)").await.unwrap();
+    client
+        .batch_execute("create table e(id int primary key)")
+        .await
+        .unwrap();
 
     // Outside a transaction, extended and simple protocol.
-    expect_code(client.query_one("select 1/0", &[]).await, &SqlState::DIVISION_BY_ZERO, "select 1/0");
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
-    expect_code(client.simple_query("select 1/0").await, &SqlState::DIVISION_BY_ZERO, "simple 1/0");
-    assert_eq!(client.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    expect_code(
+        client.query_one("select 1/0", &[]).await,
+        &SqlState::DIVISION_BY_ZERO,
+        "select 1/0",
+    );
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+    expect_code(
+        client.simple_query("select 1/0").await,
+        &SqlState::DIVISION_BY_ZERO,
+        "simple 1/0",
+    );
+    assert_eq!(
+        client
+            .query_one("select 2", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
     expect_code(
         client.query("select * from no_such_table", &[]).await,
         &SqlState::UNDEFINED_TABLE,
         "unknown table",
     );
-    expect_code(client.prepare("selec 1").await, &SqlState::SYNTAX_ERROR, "syntax error in Parse");
-    assert_eq!(client.query_one("select 3", &[]).await.unwrap().get::<_, i32>(0), 3);
+    expect_code(
+        client.prepare("selec 1").await,
+        &SqlState::SYNTAX_ERROR,
+        "syntax error in Parse",
+    );
+    assert_eq!(
+        client
+            .query_one("select 3", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
 
     // Inside a transaction: aborted until ROLLBACK, and nothing is kept.
     client.batch_execute("BEGIN").await.unwrap();
-    client.execute("insert into e values (1)", &[]).await.unwrap();
-    expect_code(client.query_one("select 1/0", &[]).await, &SqlState::DIVISION_BY_ZERO, "1/0 in tx");
+    client
+        .execute("insert into e values (1)", &[])
+        .await
+        .unwrap();
+    expect_code(
+        client.query_one("select 1/0", &[]).await,
+        &SqlState::DIVISION_BY_ZERO,
+        "1/0 in tx",
+    );
     expect_code(
         client.query_one("select 1", &[]).await,
         &SqlState::IN_FAILED_SQL_TRANSACTION,
@@ -984,11 +1316,18 @@ async fn errors_outside_and_inside_transactions() {
         "simple statement in failed tx",
     );
     client.batch_execute("ROLLBACK").await.unwrap();
-    let n: i64 = client.query_one("select count(*) from e", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from e", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "the rolled back insert is not visible");
 
     // COMMIT of a failed transaction rolls back.
-    client.batch_execute("BEGIN; insert into e values (2)").await.unwrap();
+    client
+        .batch_execute("BEGIN; insert into e values (2)")
+        .await
+        .unwrap();
     expect_code(
         client.execute("insert into e values (2)", &[]).await,
         &SqlState::UNIQUE_VIOLATION,
@@ -1000,32 +1339,66 @@ async fn errors_outside_and_inside_transactions() {
         _ => None,
     });
     assert_eq!(tag, Some(0), "COMMIT of a failed transaction");
-    let n: i64 = client.query_one("select count(*) from e", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from e", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0, "COMMIT of a failed transaction kept nothing");
 
     // An error while executing a prepared statement, outside and inside a transaction.
     let div = client.prepare("select 10 / $1::int4").await.unwrap();
-    expect_code(client.query_one(&div, &[&0i32]).await, &SqlState::DIVISION_BY_ZERO, "prepared 10/0");
-    assert_eq!(client.query_one(&div, &[&5i32]).await.unwrap().get::<_, i32>(0), 2);
+    expect_code(
+        client.query_one(&div, &[&0i32]).await,
+        &SqlState::DIVISION_BY_ZERO,
+        "prepared 10/0",
+    );
+    assert_eq!(
+        client
+            .query_one(&div, &[&5i32])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
     let insert = client.prepare("insert into e values ($1)").await.unwrap();
     let mut tx = client.transaction().await.unwrap();
     tx.execute(&insert, &[&10i32]).await.unwrap();
     {
         let sp = tx.savepoint("sp").await.unwrap();
-        expect_code(sp.execute(&insert, &[&10i32]).await, &SqlState::UNIQUE_VIOLATION, "dup in savepoint");
+        expect_code(
+            sp.execute(&insert, &[&10i32]).await,
+            &SqlState::UNIQUE_VIOLATION,
+            "dup in savepoint",
+        );
         sp.rollback().await.unwrap();
     }
     tx.execute(&insert, &[&11i32]).await.unwrap();
-    expect_code(tx.query_one(&div, &[&0i32]).await, &SqlState::DIVISION_BY_ZERO, "prepared 10/0 in tx");
+    expect_code(
+        tx.query_one(&div, &[&0i32]).await,
+        &SqlState::DIVISION_BY_ZERO,
+        "prepared 10/0 in tx",
+    );
     expect_code(
         tx.query_one(&div, &[&1i32]).await,
         &SqlState::IN_FAILED_SQL_TRANSACTION,
         "prepared statement in failed tx",
     );
     tx.rollback().await.unwrap();
-    let n: i64 = client.query_one("select count(*) from e", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("select count(*) from e", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
-    assert_eq!(client.query_one(&div, &[&2i32]).await.unwrap().get::<_, i32>(0), 5);
+    assert_eq!(
+        client
+            .query_one(&div, &[&2i32])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        5
+    );
 
     // A committed transaction after all that.
     let tx = client.transaction().await.unwrap();
@@ -1058,9 +1431,15 @@ async fn client_disconnect_mid_transaction_leaves_clean_server() {
     for (round, abrupt) in [(1, true), (2, false)] {
         let w = connect_watched(&proxy_config(&env)).await.unwrap();
         w.client.batch_execute("BEGIN").await.unwrap();
-        w.client.execute("insert into d values ($1)", &[&round]).await.unwrap();
+        w.client
+            .execute("insert into d values ($1)", &[&round])
+            .await
+            .unwrap();
         let in_tx = app_backends(&direct, "and state = 'idle in transaction'").await;
-        assert_eq!(in_tx, 1, "round {round}: the open transaction is visible on the server");
+        assert_eq!(
+            in_tx, 1,
+            "round {round}: the open transaction is visible on the server"
+        );
         if abrupt {
             // The socket just closes: no Terminate message.
             w.task.abort();
@@ -1070,30 +1449,53 @@ async fn client_disconnect_mid_transaction_leaves_clean_server() {
             drop(w.client);
         }
         wait_until("no app backend is idle in transaction", || async {
-            app_backends(&direct, "and state in ('idle in transaction', 'idle in transaction (aborted)')").await == 0
+            app_backends(
+                &direct,
+                "and state in ('idle in transaction', 'idle in transaction (aborted)')",
+            )
+            .await
+                == 0
         })
         .await;
-        let n: i64 = direct.query_one("select count(*) from d", &[]).await.unwrap().get(0);
+        let n: i64 = direct
+            .query_one("select count(*) from d", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0, "round {round}: the uncommitted insert is not visible");
 
         // The next client gets a clean server (pool size 1: the same one or a new one).
         let mut next = connect_watched(&proxy_config(&env)).await.unwrap();
-        let fresh: bool = no_hang(
+        let messages = no_hang(
             "next client",
-            next.client.query_one("select now() = statement_timestamp()", &[]),
+            next.client
+                .simple_query("select now() = statement_timestamp()"),
         )
         .await
-        .unwrap()
-        .get(0);
-        assert!(fresh, "round {round}: the next client's statement runs in its own transaction");
-        let n: i64 = next.client.query_one("select count(*) from d", &[]).await.unwrap().get(0);
+        .unwrap();
+        let fresh = messages.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("t")),
+        );
+        assert!(
+            fresh,
+            "round {round}: the next client's statement runs in its own transaction"
+        );
+        let n: i64 = next
+            .client
+            .query_one("select count(*) from d", &[])
+            .await
+            .unwrap()
+            .get(0);
         assert_eq!(n, 0);
         next.client.batch_execute("BEGIN").await.unwrap();
         next.client.batch_execute("COMMIT").await.unwrap();
         tokio::time::sleep(Duration::from_millis(100)).await;
         while let Ok(message) = next.messages.try_recv() {
             if let AsyncMessage::Notice(notice) = message {
-                panic!("round {round}: unexpected notice for a clean BEGIN/COMMIT: {}", notice.message());
+                panic!(
+                    "round {round}: unexpected notice for a clean BEGIN/COMMIT: {}",
+                    notice.message()
+                );
             }
         }
     }
@@ -1109,8 +1511,16 @@ async fn authentication_errors() {
 
     let mut config = proxy_config(&env);
     config.password("wrong-password");
-    let e = expect_code(config.connect(NoTls).await.map(|_| ()), &SqlState::INVALID_PASSWORD, "wrong password");
-    assert!(e.message().contains(APP_USER), "message names the user: {}", e.message());
+    let e = expect_code(
+        config.connect(NoTls).await.map(|_| ()),
+        &SqlState::INVALID_PASSWORD,
+        "wrong password",
+    );
+    assert!(
+        e.message().contains(APP_USER),
+        "message names the user: {}",
+        e.message()
+    );
 
     let mut config = proxy_config(&env);
     config.user("nobody_here");
@@ -1119,7 +1529,11 @@ async fn authentication_errors() {
         &SqlState::INVALID_AUTHORIZATION_SPECIFICATION,
         "unknown user",
     );
-    assert!(e.message().contains("nobody_here"), "message names the user: {}", e.message());
+    assert!(
+        e.message().contains("nobody_here"),
+        "message names the user: {}",
+        e.message()
+    );
 
     let mut config = proxy_config(&env);
     config.dbname("no_such_db");
@@ -1128,11 +1542,22 @@ async fn authentication_errors() {
         &SqlState::INVALID_CATALOG_NAME,
         "unknown database",
     );
-    assert!(e.message().contains("no_such_db"), "message names the database: {}", e.message());
+    assert!(
+        e.message().contains("no_such_db"),
+        "message names the database: {}",
+        e.message()
+    );
 
     // The proxy still serves good clients.
     let client = env.connect().await;
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1149,10 +1574,22 @@ async fn session_parameters_follow_each_client() {
             .await
             .unwrap();
     }
-    let default_path: String = {
-        let direct = env.connect_direct().await;
-        direct.query_one("show search_path", &[]).await.unwrap().get(0)
-    };
+    // What a direct connection with the same startup settings shows is
+    // what the proxy must show.
+    async fn direct_path(env: &TestEnv, options: Option<&str>) -> String {
+        let mut config: tokio_postgres::Config =
+            env.cluster.connection_string(APP_DB).parse().unwrap();
+        if let Some(options) = options {
+            config.options(options);
+        }
+        let (client, connection) = config.connect(NoTls).await.unwrap();
+        tokio::spawn(connection);
+        client
+            .query_one("show search_path", &[])
+            .await
+            .unwrap()
+            .get(0)
+    }
 
     struct Who {
         app: &'static str,
@@ -1160,33 +1597,26 @@ async fn session_parameters_follow_each_client() {
         path: String,
         set_later: Option<&'static str>,
     }
-    let clients = vec![
-        Who {
-            app: "foo",
-            options: Some("-c search_path=myschema,public"),
-            path: "myschema, public".to_string(),
-            set_later: None,
-        },
-        Who {
-            app: "bar",
-            options: None,
-            path: default_path.clone(),
-            set_later: None,
-        },
-        Who {
-            app: "baz",
-            options: Some("-c search_path=otherschema"),
-            path: "otherschema".to_string(),
-            set_later: None,
-        },
-        Who {
-            app: "qux",
-            options: None,
-            path: default_path.clone(),
-            // Changes its application_name with SET after the first round.
-            set_later: Some("qux_renamed"),
-        },
-    ];
+    let mut clients = Vec::new();
+    for (app, options, set_later) in [
+        ("foo", Some("-c search_path=myschema,public"), None),
+        ("bar", None, None),
+        ("baz", Some("-c search_path=otherschema"), None),
+        // Changes its application_name with SET after the first round.
+        ("qux", None, Some("qux_renamed")),
+    ] {
+        clients.push(Who {
+            app,
+            options,
+            path: direct_path(&env, options).await,
+            set_later,
+        });
+    }
+    assert!(
+        clients[0].path.starts_with("myschema"),
+        "{}",
+        clients[0].path
+    );
 
     let mut tasks = Vec::new();
     for who in clients {
@@ -1264,7 +1694,14 @@ async fn listen_refused_in_transaction_mode() {
         "message mentions transaction pooling: {}",
         e.message()
     );
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 
     // Inside a transaction it aborts the transaction as a server error would.
     client.batch_execute("BEGIN").await.unwrap();
@@ -1273,14 +1710,25 @@ async fn listen_refused_in_transaction_mode() {
         &SqlState::FEATURE_NOT_SUPPORTED,
         "LISTEN inside a transaction",
     );
-    assert!(e.message().contains("transaction pooling"), "{}", e.message());
+    assert!(
+        e.message().contains("transaction pooling"),
+        "{}",
+        e.message()
+    );
     expect_code(
         client.query_one("select 1", &[]).await,
         &SqlState::IN_FAILED_SQL_TRANSACTION,
         "after refused LISTEN in tx",
     );
     client.batch_execute("ROLLBACK").await.unwrap();
-    assert_eq!(client.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        client
+            .query_one("select 2", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
 
     // No pooled server connection was left listening.
     let direct = env.connect_direct().await;
@@ -1305,19 +1753,37 @@ async fn listen_via_extended_protocol_refused_in_transaction_mode() {
         &SqlState::FEATURE_NOT_SUPPORTED,
         "LISTEN via the extended protocol in transaction mode",
     );
-    assert!(e.message().contains("transaction pooling"), "{}", e.message());
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert!(
+        e.message().contains("transaction pooling"),
+        "{}",
+        e.message()
+    );
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listen_notify_in_session_mode() {
     let env = TestEnv::start(|config| config.pool.mode = PoolMode::Session).await;
     let mut listener = connect_watched(&proxy_config(&env)).await.unwrap();
-    listener.client.batch_execute("LISTEN events").await.unwrap();
+    listener
+        .client
+        .batch_execute("LISTEN events")
+        .await
+        .unwrap();
 
     // From a direct session.
     let direct = env.connect_direct().await;
-    direct.batch_execute("NOTIFY events, 'from direct'").await.unwrap();
+    direct
+        .batch_execute("NOTIFY events, 'from direct'")
+        .await
+        .unwrap();
     // From another client of the proxy.
     let notifier = env.connect().await;
     notifier
@@ -1340,11 +1806,21 @@ async fn listen_notify_in_session_mode() {
     })
     .await;
     payloads.sort();
-    assert_eq!(payloads, vec!["from direct".to_string(), "from proxy".to_string()]);
+    assert_eq!(
+        payloads,
+        vec!["from direct".to_string(), "from proxy".to_string()]
+    );
 
     // Notifications also arrive while the listener is busy in a query.
-    direct.batch_execute("NOTIFY events, 'third'").await.unwrap();
-    listener.client.query_one("select pg_sleep(0.2)", &[]).await.unwrap();
+    direct
+        .batch_execute("NOTIFY events, 'third'")
+        .await
+        .unwrap();
+    listener
+        .client
+        .query_one("select pg_sleep(0.2)", &[])
+        .await
+        .unwrap();
     let n = no_hang("third notification", async {
         loop {
             match listener.messages.recv().await {
@@ -1376,11 +1852,23 @@ async fn session_mode_state_persists_and_is_reset() {
             .await
             .unwrap();
         client.batch_execute("SET work_mem = '7MB'").await.unwrap();
-        client.batch_execute("PREPARE named_here AS select $1::int + 100").await.unwrap();
-        client.execute("insert into scratch values ($1)", &[&2i32]).await.unwrap();
-        let stmt = client.prepare("select sum(n)::int4 from scratch").await.unwrap();
+        client
+            .batch_execute("PREPARE named_here AS select $1::int + 100")
+            .await
+            .unwrap();
+        client
+            .execute("insert into scratch values ($1)", &[&2i32])
+            .await
+            .unwrap();
+        let stmt = client
+            .prepare("select sum(n)::int4 from scratch")
+            .await
+            .unwrap();
         for _ in 0..5 {
-            assert_eq!(client.query_one(&stmt, &[]).await.unwrap().get::<_, i32>(0), 3);
+            assert_eq!(
+                client.query_one(&stmt, &[]).await.unwrap().get::<_, i32>(0),
+                3
+            );
         }
         let wm: String = client.query_one("show work_mem", &[]).await.unwrap().get(0);
         assert_eq!(wm, "7MB");
@@ -1391,7 +1879,9 @@ async fn session_mode_state_persists_and_is_reset() {
             .get(0);
         assert_eq!(v, 2);
         let messages = client.simple_query("EXECUTE named_here(1)").await.unwrap();
-        assert!(messages.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("101"))));
+        assert!(messages.iter().any(
+            |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("101"))
+        ));
     }
     // The first client is gone; with one server connection, the next client
     // gets the same pool slot, reset.
@@ -1425,7 +1915,11 @@ async fn session_mode_state_persists_and_is_reset() {
         tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
         _ => None,
     });
-    assert_eq!(count.as_deref(), Some("0"), "no prepared statement of the previous client is left");
+    assert_eq!(
+        count.as_deref(),
+        Some("0"),
+        "no prepared statement of the previous client is left"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1436,29 +1930,131 @@ async fn session_mode_state_persists_and_is_reset() {
 async fn oversized_message_is_refused() {
     let env = TestEnv::start(|config| config.proxy.max_message_bytes = 65_536).await;
     let bystander = env.connect().await;
-    assert_eq!(bystander.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
+    assert_eq!(
+        bystander
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
 
-    let big = env.connect().await;
     // A statement well under the limit works.
-    let small = format!("select length('{}')", "y".repeat(30_000));
-    assert_eq!(big.query_one(&small, &[]).await.unwrap().get::<_, i32>(0), 30_000);
+    let small = env.connect().await;
+    let sql = format!("select length('{}')", "y".repeat(30_000));
+    let messages = small.simple_query(&sql).await.unwrap();
+    assert!(messages.iter().any(
+        |m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("30000"))
+    ));
+
     // A 100 KB literal is over it.
+    let big = env.connect().await;
     let sql = format!("select length('{}')", "x".repeat(100_000));
     let result = no_hang("oversized query", big.simple_query(&sql)).await;
-    let e = expect_code(result, &SqlState::PROGRAM_LIMIT_EXCEEDED, "oversized simple query");
-    assert!(e.message().contains("65536"), "message names the limit: {}", e.message());
+    let e = expect_code(
+        result,
+        &SqlState::PROGRAM_LIMIT_EXCEEDED,
+        "oversized simple query",
+    );
+    assert!(
+        e.message().contains("65536"),
+        "message names the limit: {}",
+        e.message()
+    );
 
     // The proxy keeps serving: the bystander and new clients.
-    assert_eq!(bystander.query_one("select 2", &[]).await.unwrap().get::<_, i32>(0), 2);
+    assert_eq!(
+        bystander
+            .query_one("select 2", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        2
+    );
     let fresh = env.connect().await;
-    assert_eq!(fresh.query_one("select 3", &[]).await.unwrap().get::<_, i32>(0), 3);
+    assert_eq!(
+        fresh
+            .query_one("select 3", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        3
+    );
 
-    // A big parameter in the extended protocol is refused the same way.
+    // A big parameter in the extended protocol (Bind) is refused the same way.
     let other = env.connect().await;
+    let stmt = other.prepare("select length($1::text)").await.unwrap();
     let param = "z".repeat(100_000);
-    let result = no_hang("oversized Bind", other.query_one("select length($1::text)", &[&param])).await;
+    let result = no_hang("oversized Bind", other.query_one(&stmt, &[&param])).await;
     expect_code(result, &SqlState::PROGRAM_LIMIT_EXCEEDED, "oversized Bind");
-    assert_eq!(bystander.query_one("select 4", &[]).await.unwrap().get::<_, i32>(0), 4);
+    assert_eq!(
+        bystander
+            .query_one("select 4", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        4
+    );
+}
+
+/// The client's messages are answered in order: what was sent before the
+/// oversized message is answered before the error that ends the session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_message_after_pipelined_requests() {
+    let env = TestEnv::start(|config| config.proxy.max_message_bytes = 65_536).await;
+
+    // Deterministic: a Sync and the oversized Query in one write.
+    let mut raw = Raw::connect(env.proxy_port()).await;
+    raw.send(|out| {
+        frontend::sync(out);
+        frontend::query(&format!("select length('{}')", "x".repeat(100_000)), out).unwrap();
+    })
+    .await;
+    let mut seen = Vec::new();
+    let mut buf = BytesMut::new();
+    no_hang("raw read until EOF", async {
+        while raw.stream.read_buf(&mut buf).await.unwrap_or(0) > 0 {}
+    })
+    .await;
+    while buf.len() >= 5 {
+        let len = i32::from_be_bytes([buf[1], buf[2], buf[3], buf[4]]) as usize;
+        if buf.len() <= len {
+            break;
+        }
+        let mut frame = buf.split_to(len + 1).freeze();
+        let tag = frame[0];
+        frame.advance(5);
+        let m = Msg { tag, body: frame };
+        seen.push(match tag {
+            b'E' => format!("E{}", m.field(b'C').unwrap_or_default()),
+            t => (t as char).to_string(),
+        });
+    }
+    assert_eq!(
+        seen,
+        vec!["Z".to_string(), "E54000".to_string()],
+        "ReadyForQuery for the Sync, then the error for the oversized message"
+    );
+
+    // The same with a driver: tokio-postgres closes the statement of a
+    // `query(&str)` in the background (Close + Sync) right before the next
+    // request goes out.
+    let client = env.connect().await;
+    assert_eq!(
+        client
+            .query_one("select 1", &[])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        1
+    );
+    let sql = format!("select length('{}')", "x".repeat(100_000));
+    let result = no_hang("oversized query after a query", client.simple_query(&sql)).await;
+    expect_code(
+        result,
+        &SqlState::PROGRAM_LIMIT_EXCEEDED,
+        "oversized query after another query",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1472,7 +2068,11 @@ async fn checkout_timeout_gives_an_error() {
     let a = env.connect().await;
     let b = env.connect().await;
     a.batch_execute("BEGIN; select 1").await.unwrap();
-    let result = no_hang("query while the only server is held", b.query_one("select 1", &[])).await;
+    let result = no_hang(
+        "query while the only server is held",
+        b.query_one("select 1", &[]),
+    )
+    .await;
     let e = expect_code(result, &SqlState::TOO_MANY_CONNECTIONS, "checkout timeout");
     let text = format!("{} {}", e.message(), e.hint().unwrap_or(""));
     assert!(
@@ -1480,29 +2080,29 @@ async fn checkout_timeout_gives_an_error() {
         "the error names the pool and the timeout: {text}"
     );
     a.batch_execute("COMMIT").await.unwrap();
-    assert_eq!(a.query_one("select 5", &[]).await.unwrap().get::<_, i32>(0), 5);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn checkout_timeout_error_leaves_client_usable() {
-    let env = TestEnv::start(|config| {
-        config.pool.size = 1;
-        config.pool.checkout_timeout_ms = 500;
-    })
-    .await;
-    let a = env.connect().await;
-    let b = env.connect().await;
-    a.batch_execute("BEGIN; select 1").await.unwrap();
-    let e = db_error(no_hang("held pool", b.query_one("select 1", &[])).await, "checkout timeout");
-    assert_eq!(e.code(), &SqlState::TOO_MANY_CONNECTIONS);
-    // The error is sent with severity ERROR (not FATAL): the client may go on.
-    assert_eq!(e.severity(), "ERROR");
-    a.batch_execute("COMMIT").await.unwrap();
-    let v = no_hang("retry after checkout timeout", b.query_one("select 6", &[])).await;
     assert_eq!(
-        v.expect("a client told ERROR (not FATAL) can retry on the same connection")
-            .get::<_, i32>(0),
-        6
+        a.query_one("select 5", &[]).await.unwrap().get::<_, i32>(0),
+        5
+    );
+    // The severity must tell the truth: after ERROR the session goes on,
+    // after FATAL it is closed.
+    let retry = no_hang("B after the timeout", b.query_one("select 6", &[])).await;
+    match e.severity() {
+        "ERROR" => assert_eq!(
+            retry.expect("session usable after ERROR").get::<_, i32>(0),
+            6
+        ),
+        "FATAL" => assert!(
+            retry.is_err() && b.is_closed(),
+            "session closed after FATAL"
+        ),
+        other => panic!("unexpected severity {other}"),
+    }
+    // Either way a new client works once the server is free.
+    let c = env.connect().await;
+    assert_eq!(
+        c.query_one("select 7", &[]).await.unwrap().get::<_, i32>(0),
+        7
     );
 }
 
@@ -1522,7 +2122,12 @@ async fn server_backend_killed_during_and_between_queries() {
         (result, victim)
     });
     wait_until("the sleep is running on the server", || async {
-        app_backends(&direct, "and state = 'active' and query like '%pg_sleep(30)%'").await == 1
+        app_backends(
+            &direct,
+            "and state = 'active' and query like '%pg_sleep(30)%'",
+        )
+        .await
+            == 1
     })
     .await;
     direct
@@ -1543,15 +2148,28 @@ async fn server_backend_killed_during_and_between_queries() {
 
     // A new client works: the pool replaced the connection.
     let client = no_hang("connect after kill", env.connect()).await;
-    assert_eq!(client.query_one("select 1", &[]).await.unwrap().get::<_, i32>(0), 1);
-
-    // Killed while idle in the pool: detected on checkout.
-    for i in 0..3 {
-        terminate_app_backends(&direct).await;
-        let v: i32 = no_hang("query after idle backend was killed", client.query_one("select $1::int4", &[&i]))
+    let stmt = client.prepare("select $1::int4").await.unwrap();
+    assert_eq!(
+        client
+            .query_one(&stmt, &[&-1i32])
             .await
-            .unwrap_or_else(|e| panic!("query {i} after the idle pooled backend was killed: {e:?}"))
-            .get(0);
+            .unwrap()
+            .get::<_, i32>(0),
+        -1
+    );
+
+    // Killed while idle in the pool: detected on checkout. (A prepared
+    // statement is used so that no driver housekeeping such as closing a
+    // dropped statement is in flight when the backend dies.)
+    for i in 0..5 {
+        terminate_app_backends(&direct).await;
+        let v: i32 = no_hang(
+            "query after idle backend was killed",
+            client.query_one(&stmt, &[&i]),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("query {i} after the idle pooled backend was killed: {e:?}"))
+        .get(0);
         assert_eq!(v, i);
     }
 }
@@ -1564,24 +2182,46 @@ async fn prepared_statements_survive_server_replacement() {
     client.batch_execute("create table r(n int)").await.unwrap();
     let stmt = client.prepare("select $1::int4 * 10").await.unwrap();
     let insert = client.prepare("insert into r values ($1)").await.unwrap();
-    assert_eq!(client.query_one(&stmt, &[&1i32]).await.unwrap().get::<_, i32>(0), 10);
+    assert_eq!(
+        client
+            .query_one(&stmt, &[&1i32])
+            .await
+            .unwrap()
+            .get::<_, i32>(0),
+        10
+    );
     client.execute(&insert, &[&1i32]).await.unwrap();
 
     for round in 2..5i32 {
         terminate_app_backends(&direct).await;
         // No query was in flight, so the next execution must just work,
         // prepared again on the new server connection.
-        let v = no_hang("execute after replacement", client.query_one(&stmt, &[&round]))
-            .await
-            .unwrap_or_else(|e| panic!("round {round}: prepared statement after server replacement: {e:?}"));
+        let v = no_hang(
+            "execute after replacement",
+            client.query_one(&stmt, &[&round]),
+        )
+        .await
+        .unwrap_or_else(|e| {
+            panic!("round {round}: prepared statement after server replacement: {e:?}")
+        });
         assert_eq!(v.get::<_, i32>(0), round * 10);
         terminate_app_backends(&direct).await;
         let tx = client.transaction().await.unwrap();
         tx.execute(&insert, &[&round]).await.unwrap();
-        assert_eq!(tx.query_one(&stmt, &[&round]).await.unwrap().get::<_, i32>(0), round * 10);
+        assert_eq!(
+            tx.query_one(&stmt, &[&round])
+                .await
+                .unwrap()
+                .get::<_, i32>(0),
+            round * 10
+        );
         tx.commit().await.unwrap();
     }
-    let n: i64 = direct.query_one("select count(*) from r", &[]).await.unwrap().get(0);
+    let n: i64 = direct
+        .query_one("select count(*) from r", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 4);
 }
 
@@ -1617,6 +2257,14 @@ async fn portal_without_sync_keeps_its_server() {
     // server that holds the first client's open portal.
     let other = env.connect().await;
     let other_result = no_hang("other client", other.query_one("select 42", &[])).await;
+
+    if let Ok(row) = &other_result {
+        panic!(
+            "the other client ran on the server that holds an open portal of the first \
+             client's unfinished implicit transaction (got {})",
+            row.get::<_, i32>(0)
+        );
+    }
 
     // The first client continues its portal.
     raw.send(|out| {
