@@ -5,6 +5,7 @@
 //! session parameters, transaction status) inspected on every return, plus
 //! min-idle, idle-timeout and lifetime rules; the whole pool is small.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -47,6 +48,66 @@ pub struct PoolCounters {
     pub checkout_timeouts: AtomicU64,
 }
 
+/// How this pool's server reports its parameters: the ParameterStatus set
+/// of a fresh connection, and the server's spelling of values clients asked
+/// for (`DateStyle=iso` is reported as `ISO, MDY`). With it a client can be
+/// told its parameters at startup without borrowing a server connection.
+#[derive(Debug, Default)]
+pub struct ServerDialect {
+    base: Option<BTreeMap<String, String>>,
+    spelled: HashMap<(String, String), String>,
+}
+
+/// Distinct (parameter, value) spellings remembered per pool.
+const MAX_SPELLINGS: usize = 4096;
+
+impl ServerDialect {
+    /// The ParameterStatus set a client with parameters `wanted` would see,
+    /// and `wanted` in the server's spelling; `None` when some value's
+    /// spelling is not known yet (a server must be asked).
+    pub fn describe(
+        &self,
+        wanted: &BTreeMap<String, String>,
+    ) -> Option<(BTreeMap<String, String>, BTreeMap<String, String>)> {
+        let mut view = self.base.clone()?;
+        let mut normalized = BTreeMap::new();
+        for (name, raw) in wanted {
+            let reported_name = view.keys().find(|k| k.eq_ignore_ascii_case(name)).cloned();
+            let value = match reported_name {
+                // A value exactly as the server reports it by default is
+                // spelled that way (client_encoding=UTF8, the usual case).
+                Some(reported_name) if view.get(&reported_name) == Some(raw) => raw.clone(),
+                Some(reported_name) => {
+                    let spelled = self.spelled.get(&(name.clone(), raw.clone()))?.clone();
+                    view.insert(reported_name, spelled.clone());
+                    spelled
+                }
+                None => raw.clone(),
+            };
+            normalized.insert(name.clone(), value);
+        }
+        Some((view, normalized))
+    }
+
+    /// Learns how a server spelled the values of `wanted` (after they were
+    /// applied to it and it reported `reported`).
+    pub fn learn(
+        &mut self,
+        wanted: &BTreeMap<String, String>,
+        reported: &BTreeMap<String, String>,
+    ) {
+        if self.spelled.len() > MAX_SPELLINGS {
+            self.spelled.clear();
+        }
+        for (name, raw) in wanted {
+            if let Some((_, value)) = reported.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)) {
+                self.spelled
+                    .insert((name.clone(), raw.clone()), value.clone());
+            }
+        }
+    }
+}
+
 /// A pool of connections to one server as one role.
 pub struct Pool {
     target: ServerTarget,
@@ -54,6 +115,7 @@ pub struct Pool {
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<ServerConn>>,
     open: AtomicUsize,
+    dialect: Mutex<ServerDialect>,
     /// Live counters.
     pub counters: PoolCounters,
 }
@@ -106,6 +168,7 @@ impl Pool {
             limits,
             idle: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
+            dialect: Mutex::new(ServerDialect::default()),
             counters: PoolCounters::default(),
         })
     }
@@ -128,6 +191,11 @@ impl Pool {
     /// Idle connections right now.
     pub fn idle_count(&self) -> usize {
         self.lock_idle().len()
+    }
+
+    /// How the pool's server reports parameters (see [`ServerDialect`]).
+    pub fn dialect(&self) -> std::sync::MutexGuard<'_, ServerDialect> {
+        self.dialect.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<ServerConn>> {
@@ -210,6 +278,9 @@ impl Pool {
             self.limits.max_prepared,
         )
         .await?;
+        self.dialect()
+            .base
+            .get_or_insert_with(|| conn.reported.clone());
         self.open.fetch_add(1, Ordering::Relaxed);
         self.counters.opened.fetch_add(1, Ordering::Relaxed);
         Ok(conn)
@@ -225,14 +296,16 @@ impl Pool {
         let Some(mut conn) = lease.conn.take() else {
             return;
         };
-        let pool = Arc::clone(&lease.pool);
-        drop(lease);
+        // The connection is back in the idle list (or counted closed)
+        // before the permit is released with `lease`: a waiting checkout
+        // then finds it instead of opening one more than the pool size.
         if conn.is_clean() {
             conn.idle_since = Instant::now();
-            pool.lock_idle().push(conn);
+            lease.pool.lock_idle().push(conn);
         } else {
-            pool.note_closed();
+            lease.pool.note_closed();
         }
+        drop(lease);
     }
 
     /// Closes idle connections past their idle time or lifetime, and opens
@@ -280,5 +353,47 @@ impl Pool {
         for _ in drained {
             self.note_closed();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn dialect_needs_a_server_until_it_knows_the_spelling() {
+        let mut dialect = ServerDialect::default();
+        let wanted = map(&[
+            ("datestyle", "iso"),
+            ("search_path", "a"),
+            ("timezone", "UTC"),
+        ]);
+        assert!(dialect.describe(&wanted).is_none(), "nothing known yet");
+        dialect.base = Some(map(&[("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")]));
+        assert!(
+            dialect.describe(&wanted).is_none(),
+            "spelling of iso unknown"
+        );
+        dialect.learn(
+            &wanted,
+            &map(&[("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")]),
+        );
+        let (view, normalized) = dialect.describe(&wanted).expect("known now");
+        assert_eq!(view, map(&[("DateStyle", "ISO, MDY"), ("TimeZone", "UTC")]));
+        assert_eq!(
+            normalized,
+            map(&[
+                ("datestyle", "ISO, MDY"),
+                ("search_path", "a"),
+                ("timezone", "UTC")
+            ])
+        );
     }
 }

@@ -232,8 +232,38 @@ async fn negotiate_protocol(
     write_raw(stream, &out).await
 }
 
-/// Applies the client's parameters on a server connection, tells the client
-/// the server's parameters and its cancel key, and builds the session.
+/// Borrows a server connection and applies the client's startup parameters
+/// to it; returns the connection, the parameters in the server's spelling
+/// (e.g. DateStyle "iso" becomes "ISO, MDY", so later comparisons are exact)
+/// and the ParameterStatus set the client is to see.
+async fn apply_startup_params(
+    pool: &Arc<crate::backend::pool::Pool>,
+    gucs: &Params,
+) -> Result<(crate::backend::pool::Lease, Params, Params), PgError> {
+    let mut lease = pool.checkout().await?;
+    let conn = lease.conn();
+    if let Some(sql) = params::sync_query(&conn.session_params, gucs) {
+        conn.run_maintenance(&sql).await?;
+    }
+    pool.dialect().learn(gucs, &conn.reported);
+    let normalized: Params = gucs
+        .iter()
+        .map(|(name, value)| {
+            let reported = conn
+                .reported
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name));
+            (name.clone(), reported.map_or(value, |(_, v)| v).clone())
+        })
+        .collect();
+    conn.session_params = normalized.clone();
+    let view = conn.reported.clone();
+    Ok((lease, normalized, view))
+}
+
+/// Tells the client its parameters (as the server reports them) and its
+/// cancel key, borrowing a server connection only when the pool cannot
+/// answer for the server, and builds the session.
 async fn begin_session(
     mut stream: ClientStream,
     inbox: BytesMut,
@@ -247,59 +277,43 @@ async fn begin_session(
         .pools
         .primary(config, &login.user, &login.database, 0);
     let mut out = BytesMut::new();
-    let setup = async {
-        let mut lease = pool.checkout().await?;
-        let conn = lease.conn();
-        if let Some(sql) = params::sync_query(&conn.session_params, &login.gucs) {
-            conn.run_maintenance(&sql).await.map_err(|e| PgError {
-                severity: "FATAL",
-                ..e
-            })?;
-        }
-        // Keep the server's spelling of values it reports (e.g. DateStyle
-        // "iso" becomes "ISO, MDY"), so later comparisons are exact.
-        let normalized: Params = login
-            .gucs
-            .iter()
-            .map(|(name, value)| {
-                let reported = conn
-                    .reported
-                    .iter()
-                    .find(|(k, _)| k.eq_ignore_ascii_case(name));
-                (name.clone(), reported.map_or(value, |(_, v)| v).clone())
-            })
-            .collect();
-        conn.session_params = normalized.clone();
-        for (name, value) in &conn.reported {
-            put_parameter_status(&mut out, name, value);
-        }
-        Ok::<_, PgError>((lease, normalized))
+    let known = match mode {
+        // A transaction-mode client needs no server until its first query
+        // when the pool already knows how its server reports the client's
+        // parameters: a saturated pool does not keep clients from connecting.
+        PoolMode::Transaction => pool.dialect().describe(&login.gucs),
+        PoolMode::Session => None,
     };
-    let (lease, params) = match setup.await {
-        Ok(v) => v,
-        Err(e) => {
-            refuse(
-                &mut stream,
-                PgError {
+    let (lease, params, view) = match known {
+        Some((view, params)) => (None, params, view),
+        None => match Box::pin(apply_startup_params(&pool, &login.gucs)).await {
+            Ok((lease, params, view)) => (Some(lease), params, view),
+            Err(e) => {
+                let fatal = PgError {
                     severity: "FATAL",
                     ..e.clone()
-                },
-            )
-            .await;
-            return Err(e);
-        }
+                };
+                refuse(&mut stream, fatal).await;
+                return Err(e);
+            }
+        },
     };
+    for (name, value) in &view {
+        put_parameter_status(&mut out, name, value);
+    }
     let cancel = shared.cancels.register();
     put_backend_key_data(&mut out, cancel.pid, cancel.secret);
     put_ready_for_query(&mut out, b'I');
     write_raw(&mut stream, &out).await?;
-    let server = match mode {
-        PoolMode::Session => {
+    let server = match (mode, lease) {
+        (PoolMode::Session, Some(lease)) => {
             cancel.slot.set(Some(lease.conn_ref().cancel.clone()));
             Some(lease)
         }
-        PoolMode::Transaction => {
-            crate::backend::pool::Pool::give_back(lease);
+        (_, lease) => {
+            if let Some(lease) = lease {
+                crate::backend::pool::Pool::give_back(lease);
+            }
             None
         }
     };
@@ -319,5 +333,6 @@ async fn begin_session(
         cancel,
         max_message: config.proxy.max_message_bytes,
         reset_query: config.pool.reset_query.clone(),
+        closing: None,
     })
 }

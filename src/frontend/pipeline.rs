@@ -135,11 +135,21 @@ pub struct Pipeline {
     failed: bool,
     /// The server is in COPY IN mode and the client has not ended it yet.
     copy_in: bool,
+    /// Extended-protocol messages went to the server since the last Sync:
+    /// the server may hold an implicit transaction or open portals (an
+    /// Execute with a row limit answers PortalSuspended), so it must stay
+    /// with this client until the Sync.
+    unsynced: bool,
 }
 
 impl Pipeline {
     /// Adds an expected server answer.
     pub fn expect(&mut self, expect: Expect, visible: bool, creates: Option<Creates>) {
+        match expect {
+            Expect::Sync => self.unsynced = false,
+            Expect::ReadyForQuery => {}
+            _ => self.unsynced = true,
+        }
         if expect == Expect::Sync && self.copy_in {
             // The server ignores it: no answer will come.
             return;
@@ -175,11 +185,14 @@ impl Pipeline {
     /// True while a server answer is outstanding (so the server connection
     /// must stay with this client).
     pub fn awaits_server(&self) -> bool {
-        self.copy_in
-            || self
-                .queue
-                .iter()
-                .any(|p| matches!(p, Pending::Server { .. }))
+        self.copy_in || self.unsynced || self.has_server_answers_pending()
+    }
+
+    /// Whether answers to messages already sent are still to come.
+    pub fn has_server_answers_pending(&self) -> bool {
+        self.queue
+            .iter()
+            .any(|p| matches!(p, Pending::Server { .. }))
     }
 
     /// The server entered COPY IN: the Syncs the client sent after the
@@ -548,6 +561,32 @@ mod tests {
         }
         assert!(!p.awaits_server());
         assert!(p.is_empty());
+    }
+
+    #[test]
+    fn a_suspended_portal_keeps_the_server_until_sync() {
+        let mut p = Pipeline::default();
+        let mut stmts = ServerStatements::new(10);
+        let mut client = ClientStatements::default();
+        let mut out = BytesMut::new();
+        p.expect(Expect::Bind, true, None);
+        p.expect(Expect::Execute, true, None);
+        for tag in [bt::BIND_COMPLETE, bt::DATA_ROW, bt::PORTAL_SUSPENDED] {
+            assert_eq!(
+                p.on_server_message(tag, &mut stmts, &mut client, &mut out),
+                Ok(Route::Forward)
+            );
+        }
+        assert!(
+            p.awaits_server(),
+            "no Sync yet: the portal lives on this server"
+        );
+        p.expect(Expect::Sync, true, None);
+        assert_eq!(
+            p.on_server_message(bt::READY_FOR_QUERY, &mut stmts, &mut client, &mut out),
+            Ok(Route::Forward)
+        );
+        assert!(!p.awaits_server());
     }
 
     #[test]

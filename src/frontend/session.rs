@@ -28,6 +28,10 @@ use crate::net::stream::ClientStream;
 /// Buffered bytes beyond which the proxy stops reading the other side.
 const HIGH_WATER: usize = 256 * 1024;
 
+/// How long a client that broke the protocol still gets the answers to the
+/// messages it sent before.
+const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// How a session ended.
 #[derive(Debug)]
 pub enum SessionEnd {
@@ -74,6 +78,10 @@ pub struct Session {
     pub max_message: usize,
     /// Query run on a server before another session gets it (session mode).
     pub reset_query: String,
+    /// The client broke the protocol (an oversized or malformed message):
+    /// the answers to what it sent before are still delivered, then the
+    /// session ends with this error.
+    pub closing: Option<(PgError, tokio::time::Instant)>,
 }
 
 enum Io {
@@ -81,6 +89,7 @@ enum Io {
     ClientWrote(std::io::Result<usize>),
     ServerRead(std::io::Result<usize>),
     ServerWrote(std::io::Result<usize>),
+    ClosingDeadline,
 }
 
 impl Session {
@@ -107,7 +116,11 @@ impl Session {
             }
             self.pipeline.release_replies(&mut self.outbox);
             self.release_if_idle();
+            if self.closing.is_some() && !self.answers_pending() {
+                return self.closing_error();
+            }
             match self.wait_io().await {
+                Io::ClosingDeadline => return self.closing_error(),
                 Io::ClientRead(Ok(0)) => return SessionEnd::ClientGone,
                 Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) => return SessionEnd::ClientGone,
                 Io::ServerRead(Ok(0)) | Io::ServerRead(Err(_)) | Io::ServerWrote(Err(_)) => {
@@ -122,6 +135,16 @@ impl Session {
                 | Io::ServerWrote(Ok(_)) => {}
             }
         }
+    }
+
+    /// Whether the attached server still owes answers to sent messages.
+    fn answers_pending(&self) -> bool {
+        self.server.is_some() && self.pipeline.has_server_answers_pending()
+    }
+
+    fn closing_error(&mut self) -> SessionEnd {
+        let (error, _) = self.closing.take().expect("called only while closing");
+        SessionEnd::Fatal(error)
     }
 
     fn server_lost(&mut self) -> PgError {
@@ -144,7 +167,9 @@ impl Session {
             .server
             .as_ref()
             .map_or(0, |s| s.conn_ref().outbox.len());
-        let read_client = !client_has_whole_message && server_backlog < HIGH_WATER;
+        let read_client =
+            self.closing.is_none() && !client_has_whole_message && server_backlog < HIGH_WATER;
+        let closing_deadline = self.closing.as_ref().map(|(_, deadline)| *deadline);
         let read_server = self.outbox.len() < HIGH_WATER;
         let write_client = !self.outbox.is_empty();
         let (client_rd, client_wr, inbox, outbox) = (
@@ -168,6 +193,8 @@ impl Session {
                     r = writer.write_buf(server_outbox), if write_server => Io::ServerWrote(r),
                     r = reader.read_buf(server_inbox), if read_server => Io::ServerRead(r),
                     r = client_rd.read_buf(inbox), if read_client => Io::ClientRead(r),
+                    _ = tokio::time::sleep_until(closing_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                        if closing_deadline.is_some() => Io::ClosingDeadline,
                 }
             }
             None => {
@@ -183,7 +210,7 @@ impl Session {
     /// Handles every whole client message in the inbox, unless the server
     /// side is backed up.
     async fn handle_client_messages(&mut self) -> Result<(), SessionEnd> {
-        loop {
+        while self.closing.is_none() {
             if self
                 .server
                 .as_ref()
@@ -195,20 +222,20 @@ impl Session {
                 Ok(Some(frame)) => frame,
                 Ok(None) => return Ok(()),
                 Err(e) => {
-                    return Err(PgError::fatal(
-                        if matches!(e, crate::net::FrameError::TooLarge { .. }) {
-                            "54000"
-                        } else {
-                            "08P01"
-                        },
-                        e.to_string(),
-                    )
-                    .into());
+                    let code = match e {
+                        crate::net::FrameError::TooLarge { .. } => "54000",
+                        crate::net::FrameError::BadLength(_) => "08P01",
+                    };
+                    // Answers to what the client sent before still reach it.
+                    let deadline = tokio::time::Instant::now() + CLOSING_GRACE;
+                    self.closing = Some((PgError::fatal(code, e.to_string()), deadline));
+                    return Ok(());
                 }
             };
             let message = self.inbox.split_to(frame.len).freeze();
             self.handle_client_message(frame.tag, message).await?;
         }
+        Ok(())
     }
 
     async fn handle_client_message(&mut self, tag: u8, message: Bytes) -> Result<(), SessionEnd> {
@@ -287,9 +314,7 @@ impl Session {
     /// a transaction the server raises the error itself, so the transaction
     /// is aborted exactly as it would be on a direct connection.
     async fn reject_query(&mut self, keyword: &str) -> Result<(), SessionEnd> {
-        let message = format!("{keyword} is not supported in transaction pooling mode");
-        let hint =
-            "use a user or database whose pool_mode is \"session\" for LISTEN/NOTIFY consumers";
+        let (message, hint) = transaction_mode_refusal(keyword);
         match self.server.as_mut() {
             Some(server) => {
                 let sql = format!(
@@ -314,6 +339,14 @@ impl Session {
         let Some((name, content)) = parse_parts(body) else {
             return Err(PgError::fatal("08P01", "malformed Parse message").into());
         };
+        if let Some(keyword) = session_only_keyword(query_text(content)) {
+            let (message, hint) = transaction_mode_refusal(keyword);
+            self.pipeline.reply(Synthetic::Error(
+                PgError::error("0A000", message).with_hint(hint),
+            ));
+            self.skip_until_sync = true;
+            return Ok(());
+        }
         if !name.is_empty() && self.statements.contains(name) {
             self.pipeline.reply(Synthetic::Error(PgError::error(
                 "42P05",
@@ -639,6 +672,14 @@ fn note_command(
         prepared.clear();
         client.clear();
     }
+}
+
+/// Message and hint for a statement refused under transaction pooling.
+fn transaction_mode_refusal(keyword: &str) -> (String, &'static str) {
+    (
+        format!("{keyword} is not supported in transaction pooling mode"),
+        "use a user whose pool_mode is \"session\" for LISTEN/NOTIFY consumers",
+    )
 }
 
 /// The first keyword of any statement in `sql` that needs a session of its
