@@ -47,10 +47,13 @@ mod tests {
     fn md5_round_trip_with_libpq_formula() {
         let secret = md5_secret("secret", "app");
         let salt = [1, 2, 3, 4];
-        let response =
-            postgres_protocol::authentication::md5_hash(b"app", b"secret", salt);
+        let response = postgres_protocol::authentication::md5_hash(b"app", b"secret", salt);
         assert!(md5_response_matches(&secret, salt, response.as_bytes()));
-        assert!(!md5_response_matches(&secret, [4, 3, 2, 1], response.as_bytes()));
+        assert!(!md5_response_matches(
+            &secret,
+            [4, 3, 2, 1],
+            response.as_bytes()
+        ));
         let wrong = postgres_protocol::authentication::md5_hash(b"app", b"nope", salt);
         assert!(!md5_response_matches(&secret, salt, wrong.as_bytes()));
     }

@@ -151,7 +151,9 @@ impl ScramExchange {
 /// Splits `gs2-header` (`n,,` / `y,,`, optionally with `a=authzid`) from the
 /// bare client-first message.
 fn split_gs2_header(text: &str) -> Result<(&str, &str), ScramError> {
-    let flag = text.get(..1).ok_or(ScramError::Malformed("empty message"))?;
+    let flag = text
+        .get(..1)
+        .ok_or(ScramError::Malformed("empty message"))?;
     match flag {
         "n" | "y" => {}
         "p" => return Err(ScramError::ChannelBinding),
@@ -215,11 +217,22 @@ mod tests {
     #[test]
     fn garbage_is_rejected_not_panicking() {
         let secret = ScramSecret::from_password("pw");
-        for input in [&b""[..], b"x", b"p=tls-server-end-point,,n=,r=abc", b"n,,n=", b"\xff\xfe"] {
+        for input in [
+            &b""[..],
+            b"x",
+            b"p=tls-server-end-point,,n=,r=abc",
+            b"n,,n=",
+            b"\xff\xfe",
+        ] {
             assert!(ScramExchange::start(secret.clone(), input).is_err());
         }
         let ex = ScramExchange::start(secret, b"n,,n=,r=abc").expect("valid first");
-        for input in [&b""[..], b"c=biws,r=abc,p=", b"c=biws,r=wrong,p=AAAA", b",p=!!"] {
+        for input in [
+            &b""[..],
+            b"c=biws,r=abc,p=",
+            b"c=biws,r=wrong,p=AAAA",
+            b",p=!!",
+        ] {
             assert!(ex.finish(input).is_err());
         }
     }

@@ -43,11 +43,7 @@ impl Checker {
         }
     }
 
-    fn require_unique_names<'a>(
-        &mut self,
-        section: &str,
-        names: impl Iterator<Item = &'a str>,
-    ) {
+    fn require_unique_names<'a>(&mut self, section: &str, names: impl Iterator<Item = &'a str>) {
         let mut seen = HashSet::new();
         for (i, name) in names.enumerate() {
             let location = format!("{section}[{i}].name");
@@ -195,7 +191,10 @@ fn check_databases(config: &Config, c: &mut Checker) {
 
 fn check_shards(config: &Config, c: &mut Checker) {
     if config.shards.is_empty() {
-        c.report("shards", "no [[shards]]: there is no server to send queries to");
+        c.report(
+            "shards",
+            "no [[shards]]: there is no server to send queries to",
+        );
     }
     c.require_unique_names("shards", config.shards.iter().map(|s| s.name.as_str()));
     for (i, shard) in config.shards.iter().enumerate() {

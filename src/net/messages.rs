@@ -286,11 +286,20 @@ mod tests {
 
     #[test]
     fn readers_take_fields_apart() {
-        assert_eq!(parse_parts(b"s1\0select 1\0\0\0"), Some((&b"s1"[..], &b"select 1\0\0\0"[..])));
-        assert_eq!(bind_parts(b"\0s1\0rest"), Some((&b""[..], &b"s1"[..], &b"rest"[..])));
+        assert_eq!(
+            parse_parts(b"s1\0select 1\0\0\0"),
+            Some((&b"s1"[..], &b"select 1\0\0\0"[..]))
+        );
+        assert_eq!(
+            bind_parts(b"\0s1\0rest"),
+            Some((&b""[..], &b"s1"[..], &b"rest"[..]))
+        );
         assert_eq!(target_parts(b"Sname\0"), Some((b'S', &b"name"[..])));
         assert_eq!(query_text(b"select 1\0"), b"select 1");
-        assert_eq!(parameter_status_parts(b"TimeZone\0UTC\0"), Some(("TimeZone", "UTC")));
+        assert_eq!(
+            parameter_status_parts(b"TimeZone\0UTC\0"),
+            Some(("TimeZone", "UTC"))
+        );
         let err = b"SERROR\0C42P01\0Mno such table\0\0";
         assert_eq!(error_field(err, b'C'), Some("42P01"));
         assert_eq!(error_field(err, b'M'), Some("no such table"));
@@ -311,7 +320,9 @@ mod tests {
     fn writers_produce_well_framed_messages() {
         let mut out = BytesMut::new();
         put_query(&mut out, "select 1");
-        PgError::error("0A000", "nope").with_hint("do this").encode(&mut out);
+        PgError::error("0A000", "nope")
+            .with_hint("do this")
+            .encode(&mut out);
         put_ready_for_query(&mut out, b'I');
         let mut offset = 0;
         let mut tags = vec![];

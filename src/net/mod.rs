@@ -111,7 +111,10 @@ mod tests {
     fn finds_the_first_of_several_messages() {
         let two = [b'S', 0, 0, 0, 4, b'H', 0, 0, 0, 4];
         assert_eq!(peek_frame(&two, 64), Ok(Some(Frame { tag: b'S', len: 5 })));
-        assert_eq!(peek_frame(&two[5..], 64), Ok(Some(Frame { tag: b'H', len: 5 })));
+        assert_eq!(
+            peek_frame(&two[5..], 64),
+            Ok(Some(Frame { tag: b'H', len: 5 }))
+        );
     }
 
     #[test]
@@ -141,7 +144,10 @@ mod tests {
         );
         assert_eq!(
             peek_startup_packet(&[0, 1, 0, 0], 64),
-            Err(FrameError::TooLarge { len: 65536, max: 64 })
+            Err(FrameError::TooLarge {
+                len: 65536,
+                max: 64
+            })
         );
     }
 

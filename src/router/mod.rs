@@ -38,7 +38,10 @@ mod tests {
 
     #[test]
     fn finds_each_statements_first_keyword() {
-        assert_eq!(statement_keywords("select 1; LISTEN chan"), vec!["select", "LISTEN"]);
+        assert_eq!(
+            statement_keywords("select 1; LISTEN chan"),
+            vec!["select", "LISTEN"]
+        );
         assert_eq!(
             statement_keywords("/* listen */ -- listen\n select 'listen; x'"),
             vec!["select"]
