@@ -44,7 +44,7 @@ struct Login {
 pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
     let runtime = shared.runtime();
     let mut slot = Some(stream);
-    let mut inbox = BytesMut::with_capacity(1024);
+    let mut inbox = BytesMut::with_capacity(512);
     let timeout = runtime.config.proxy.startup_timeout();
     let login =
         // Boxed, like the session setup below: once startup is done an idle
@@ -325,7 +325,7 @@ async fn begin_session(
         client_rd,
         client_wr,
         inbox,
-        outbox: BytesMut::with_capacity(1024),
+        outbox: BytesMut::new(),
         pipeline: Pipeline::default(),
         statements: ClientStatements::default(),
         params,

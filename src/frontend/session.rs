@@ -28,6 +28,9 @@ use crate::net::stream::ClientStream;
 /// Buffered bytes beyond which the proxy stops reading the other side.
 const HIGH_WATER: usize = 256 * 1024;
 
+/// Buffer capacity an idle client may keep.
+const IDLE_BUFFER_LIMIT: usize = 16 * 1024;
+
 /// How long a client that broke the protocol still gets the answers to the
 /// messages it sent before.
 const CLOSING_GRACE: std::time::Duration = std::time::Duration::from_secs(5);
@@ -577,6 +580,17 @@ impl Session {
             self.cancel.slot.set(None);
             if let Some(lease) = self.server.take() {
                 Pool::give_back(lease);
+            }
+            self.shrink_buffers();
+        }
+    }
+
+    /// Gives back buffer memory a large statement or result left behind, so
+    /// thousands of idle clients stay small.
+    fn shrink_buffers(&mut self) {
+        for buffer in [&mut self.inbox, &mut self.outbox] {
+            if buffer.is_empty() && buffer.capacity() > IDLE_BUFFER_LIMIT {
+                *buffer = BytesMut::new();
             }
         }
     }
