@@ -317,6 +317,7 @@ async fn begin_session(
             None
         }
     };
+    let client_tls = stream.is_tls();
     let (client_rd, client_wr) = tokio::io::split(stream);
     Ok(Session {
         mode,
@@ -334,5 +335,7 @@ async fn begin_session(
         max_message: config.proxy.max_message_bytes,
         reset_query: config.pool.reset_query.clone(),
         closing: None,
+        client_unflushed: false,
+        client_tls,
     })
 }

@@ -85,11 +85,17 @@ pub struct Session {
     /// the answers to what it sent before are still delivered, then the
     /// session ends with this error.
     pub closing: Option<(PgError, tokio::time::Instant)>,
+    /// Bytes were written to the client since the last completed flush
+    /// (TLS holds them in its record buffer until flushed).
+    pub client_unflushed: bool,
+    /// The client connection is TLS.
+    pub client_tls: bool,
 }
 
 enum Io {
     ClientRead(std::io::Result<usize>),
     ClientWrote(std::io::Result<usize>),
+    ClientFlushed(std::io::Result<()>),
     ServerRead(std::io::Result<usize>),
     ServerWrote(std::io::Result<usize>),
     ClosingDeadline,
@@ -118,6 +124,7 @@ impl Session {
                 return SessionEnd::Fatal(e);
             }
             self.pipeline.release_replies(&mut self.outbox);
+            self.write_eagerly();
             self.release_if_idle();
             if self.closing.is_some() && !self.answers_pending() {
                 return self.closing_error();
@@ -125,18 +132,42 @@ impl Session {
             match self.wait_io().await {
                 Io::ClosingDeadline => return self.closing_error(),
                 Io::ClientRead(Ok(0)) => return SessionEnd::ClientGone,
-                Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) => return SessionEnd::ClientGone,
+                Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) | Io::ClientFlushed(Err(_)) => {
+                    return SessionEnd::ClientGone;
+                }
+                Io::ClientWrote(Ok(_)) => self.client_unflushed = true,
+                Io::ClientFlushed(Ok(())) => self.client_unflushed = false,
                 Io::ServerRead(Ok(0)) | Io::ServerRead(Err(_)) | Io::ServerWrote(Err(_)) => {
                     // Whatever the server said last (often a FATAL error)
                     // goes to the client first.
                     let _ = self.handle_server_messages();
                     return SessionEnd::Fatal(self.server_lost());
                 }
-                Io::ClientRead(Ok(_))
-                | Io::ClientWrote(Ok(_))
-                | Io::ServerRead(Ok(_))
-                | Io::ServerWrote(Ok(_)) => {}
+                Io::ClientRead(Ok(_)) | Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {}
             }
+        }
+    }
+
+    /// Writes what is ready to go right away when the sockets accept it,
+    /// saving a turn of the event loop per message (the common case: a
+    /// short query out, a short result back). Whatever does not fit is
+    /// written by `wait_io` as the socket drains; errors surface there too.
+    fn write_eagerly(&mut self) {
+        if let Some(lease) = self.server.as_mut() {
+            let conn = lease.conn();
+            if !conn.outbox.is_empty()
+                && let Ok(n) = conn.writer.try_write(&conn.outbox)
+            {
+                conn.outbox.advance(n);
+            }
+        }
+        // TLS is left to `wait_io`: a TLS stream polled outside the event
+        // loop's own wakeups stalled large results in testing.
+        if !self.client_tls
+            && !self.outbox.is_empty()
+            && let Some(Ok(n)) = poll_once(self.client_wr.write(&self.outbox))
+        {
+            self.outbox.advance(n);
         }
     }
 
@@ -175,6 +206,8 @@ impl Session {
         let closing_deadline = self.closing.as_ref().map(|(_, deadline)| *deadline);
         let read_server = self.outbox.len() < HIGH_WATER;
         let write_client = !self.outbox.is_empty();
+        // TLS keeps written records buffered until flushed.
+        let flush_client = !write_client && self.client_unflushed;
         let (client_rd, client_wr, inbox, outbox) = (
             &mut self.client_rd,
             &mut self.client_wr,
@@ -192,7 +225,7 @@ impl Session {
                 let write_server = !server_outbox.is_empty();
                 tokio::select! {
                     biased;
-                    r = client_wr.write_buf(outbox), if write_client => Io::ClientWrote(r),
+                    io = write_or_flush(client_wr, outbox), if write_client || flush_client => io,
                     r = writer.write_buf(server_outbox), if write_server => Io::ServerWrote(r),
                     r = reader.read_buf(server_inbox), if read_server => Io::ServerRead(r),
                     r = client_rd.read_buf(inbox), if read_client => Io::ClientRead(r),
@@ -203,7 +236,7 @@ impl Session {
             None => {
                 tokio::select! {
                     biased;
-                    r = client_wr.write_buf(outbox), if write_client => Io::ClientWrote(r),
+                    io = write_or_flush(client_wr, outbox), if write_client || flush_client => io,
                     r = client_rd.read_buf(inbox) => Io::ClientRead(r),
                 }
             }
@@ -628,6 +661,27 @@ impl Session {
             }
             Err(_) => tracing::warn!("closing server connection whose reset timed out"),
         }
+    }
+}
+
+/// Writes buffered bytes to the client, or, when none are left, flushes
+/// what the transport still holds.
+async fn write_or_flush(client: &mut WriteHalf<ClientStream>, outbox: &mut BytesMut) -> Io {
+    if outbox.is_empty() {
+        Io::ClientFlushed(client.flush().await)
+    } else {
+        Io::ClientWrote(client.write_buf(outbox).await)
+    }
+}
+
+/// Polls a future once without waiting: `None` if it is not ready.
+/// Used only with cancel-safe socket writes.
+fn poll_once<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match future.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(output) => Some(output),
+        std::task::Poll::Pending => None,
     }
 }
 
