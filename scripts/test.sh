@@ -7,4 +7,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
-cargo test --all-targets --locked
+# Benchmarks run once in test mode (they must keep working), then every
+# unit and integration test; the summary of the last ends the output.
+cargo test --benches --locked
+cargo test --lib --bins --tests --locked
