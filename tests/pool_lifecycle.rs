@@ -1,0 +1,106 @@
+//! Pool sizing and lifetimes against a real server: min_idle connections are
+//! opened and kept, idle ones beyond it close after idle_timeout, and old
+//! ones are replaced after server_lifetime. Waits are bounded polls; no
+//! timing is asserted.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{APP_USER, TestEnv};
+
+/// Backends of the app role on the server right now.
+async fn app_backends(env: &TestEnv) -> i64 {
+    let direct = env.connect_direct().await;
+    direct
+        .query_one(
+            "select count(*) from pg_stat_activity where usename = $1",
+            &[&APP_USER],
+        )
+        .await
+        .expect("count backends")
+        .get(0)
+}
+
+/// Polls until `check` holds (at most 30 s).
+async fn eventually(env: &TestEnv, what: &str, check: impl Fn(i64) -> bool) -> i64 {
+    let mut last = -1;
+    for _ in 0..300 {
+        last = app_backends(env).await;
+        if check(last) {
+            return last;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{what}: still {last} app backends after 30 s");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn min_idle_connections_are_opened_and_kept() {
+    let env = TestEnv::start(|config| {
+        config.pool.size = 4;
+        config.pool.min_idle = 2;
+        config.pool.idle_timeout_ms = 200;
+    })
+    .await;
+    // The pool exists once a client used it.
+    let client = env.connect().await;
+    client.simple_query("select 1").await.unwrap();
+    drop(client);
+    eventually(&env, "min_idle = 2", |n| n == 2).await;
+    // Idle timeout never closes below min_idle.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        app_backends(&env).await,
+        2,
+        "min_idle connections stay open"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idle_connections_close_after_idle_timeout() {
+    let env = TestEnv::start(|config| {
+        config.pool.size = 3;
+        config.pool.idle_timeout_ms = 300;
+    })
+    .await;
+    let clients = futures::future::join_all((0..3).map(|_| env.connect())).await;
+    // Three concurrent transactions need three server connections.
+    let txns = clients.iter().map(|c| async move {
+        c.simple_query("begin; select pg_sleep(0.3); commit")
+            .await
+            .unwrap();
+    });
+    futures::future::join_all(txns).await;
+    assert!(app_backends(&env).await >= 2, "the pool grew under load");
+    eventually(&env, "idle connections closed", |n| n == 0).await;
+    // And the pool still serves.
+    let row = clients[0].query_one("select 7", &[]).await.unwrap();
+    assert_eq!(row.get::<_, i32>(0), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_connections_are_replaced_after_their_lifetime() {
+    let env = TestEnv::start(|config| {
+        config.pool.size = 1;
+        config.pool.server_lifetime_ms = 300;
+    })
+    .await;
+    let client = env.connect().await;
+    let pid = |row: tokio_postgres::Row| row.get::<_, i32>(0);
+    let first = pid(client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap());
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let second = pid(client
+        .query_one("select pg_backend_pid()", &[])
+        .await
+        .unwrap());
+    assert_ne!(
+        first, second,
+        "a connection past its lifetime is not reused"
+    );
+    // Only the new one remains.
+    eventually(&env, "old connection closed", |n| n == 1).await;
+}
