@@ -262,9 +262,13 @@ impl Session {
                         crate::net::FrameError::TooLarge { .. } => "54000",
                         crate::net::FrameError::BadLength(_) => "08P01",
                     };
-                    // Answers to what the client sent before still reach it.
+                    // Answers to what the client sent before still reach it;
+                    // a Flush makes the server send them without a Sync.
                     let deadline = tokio::time::Instant::now() + CLOSING_GRACE;
                     self.closing = Some((PgError::fatal(code, e.to_string()), deadline));
+                    if let Some(server) = self.server.as_mut() {
+                        crate::net::messages::put_empty(&mut server.conn().outbox, tag::FLUSH);
+                    }
                     return Ok(());
                 }
             };
