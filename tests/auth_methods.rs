@@ -10,14 +10,11 @@ use tokio_postgres::error::SqlState;
 
 fn user(name: &str, password: Option<String>, auth: AuthMethod) -> User {
     User {
-        name: name.to_string(),
         password,
         auth,
         server_user: Some(APP_USER.to_string()),
         server_password: Some(APP_PASSWORD.to_string()),
-        pool_mode: None,
-        pool_size: None,
-        admin: false,
+        ..User::with_password(name, APP_PASSWORD)
     }
 }
 

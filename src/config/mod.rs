@@ -221,6 +221,22 @@ pub struct User {
 }
 
 impl User {
+    /// A SCRAM-authenticated user whose plain password is also its server
+    /// password, with everything else at its default: the usual starting
+    /// point (the demo, tests).
+    pub fn with_password(name: &str, password: &str) -> User {
+        User {
+            name: name.to_string(),
+            password: Some(password.to_string()),
+            auth: AuthMethod::ScramSha256,
+            server_user: None,
+            server_password: None,
+            pool_mode: None,
+            pool_size: None,
+            admin: false,
+        }
+    }
+
     /// The role name used on the servers.
     pub fn server_user(&self) -> &str {
         self.server_user.as_deref().unwrap_or(&self.name)
@@ -311,6 +327,29 @@ fn render_problems(problems: &[Problem]) -> String {
 }
 
 impl Config {
+    /// One listen address, one user, one database on one shard, every other
+    /// setting at its default: what the demo and the tests start from.
+    pub fn single_shard(listen: &str, user: User, database: &str, primary: &str) -> Config {
+        Config {
+            proxy: ProxySettings {
+                listen: vec![listen.to_string()],
+                ..ProxySettings::default()
+            },
+            tls: None,
+            pool: PoolSettings::default(),
+            users: vec![user],
+            databases: vec![Database {
+                name: database.to_string(),
+                server_database: None,
+            }],
+            shards: vec![Shard {
+                name: "shard0".to_string(),
+                primary: primary.to_string(),
+                replicas: vec![],
+            }],
+        }
+    }
+
     /// Reads, parses and validates a config file.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use serde::Serialize;
 
-use crate::config::{Config, Database, PoolSettings, ProxySettings, Shard, User};
+use crate::config::{Config, User};
 use crate::localcluster::{ClusterOptions, LocalCluster, Role};
 
 /// The demo's client-side user, password and database.
@@ -165,31 +165,10 @@ fn write_cluster_json(dir: &Path, cluster: &LocalCluster) -> Result<()> {
 
 /// The demo's proxy config: one shard, the demo user in transaction mode.
 pub fn demo_config(port: u16, cluster: &LocalCluster) -> Config {
-    Config {
-        proxy: ProxySettings {
-            listen: vec![format!("127.0.0.1:{port}")],
-            ..ProxySettings::default()
-        },
-        tls: None,
-        pool: PoolSettings::default(),
-        users: vec![User {
-            name: DEMO_USER.to_string(),
-            password: Some(DEMO_PASSWORD.to_string()),
-            auth: crate::config::AuthMethod::ScramSha256,
-            server_user: None,
-            server_password: None,
-            pool_mode: None,
-            pool_size: None,
-            admin: false,
-        }],
-        databases: vec![Database {
-            name: DEMO_DATABASE.to_string(),
-            server_database: None,
-        }],
-        shards: vec![Shard {
-            name: "shard0".to_string(),
-            primary: format!("{}:{}", cluster.host(), cluster.port()),
-            replicas: vec![],
-        }],
-    }
+    Config::single_shard(
+        &format!("127.0.0.1:{port}"),
+        User::with_password(DEMO_USER, DEMO_PASSWORD),
+        DEMO_DATABASE,
+        &format!("{}:{}", cluster.host(), cluster.port()),
+    )
 }

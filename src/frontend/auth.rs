@@ -186,16 +186,7 @@ mod tests {
 
     #[test]
     fn secrets_follow_the_configured_password() {
-        let mut user = User {
-            name: "app".into(),
-            password: Some("pw".into()),
-            auth: AuthMethod::ScramSha256,
-            server_user: None,
-            server_password: None,
-            pool_mode: None,
-            pool_size: None,
-            admin: false,
-        };
+        let mut user = User::with_password("app", "pw");
         let plain = UserSecrets::derive(&user);
         assert!(plain.scram.is_some() && plain.md5.is_some());
         user.password = Some(md5_secret("pw", "app"));

@@ -4,7 +4,7 @@
 
 #![allow(dead_code)]
 
-use shardwire::config::{AuthMethod, Config, Database, PoolMode, ProxySettings, Shard, User};
+use shardwire::config::{Config, PoolMode, User};
 use shardwire::localcluster::{ClusterOptions, LocalCluster};
 use shardwire::proxy::ProxyHandle;
 
@@ -27,33 +27,12 @@ pub struct TestEnv {
 
 /// A config for one cluster with the app user in the given pool mode.
 pub fn base_config(cluster: &LocalCluster, mode: PoolMode, pool_size: usize) -> Config {
-    let mut config = Config {
-        proxy: ProxySettings {
-            listen: vec!["127.0.0.1:0".to_string()],
-            ..ProxySettings::default()
-        },
-        tls: None,
-        pool: Default::default(),
-        users: vec![User {
-            name: APP_USER.to_string(),
-            password: Some(APP_PASSWORD.to_string()),
-            auth: AuthMethod::ScramSha256,
-            server_user: None,
-            server_password: None,
-            pool_mode: None,
-            pool_size: None,
-            admin: false,
-        }],
-        databases: vec![Database {
-            name: APP_DB.to_string(),
-            server_database: None,
-        }],
-        shards: vec![Shard {
-            name: "shard0".to_string(),
-            primary: format!("{}:{}", cluster.host(), cluster.port()),
-            replicas: vec![],
-        }],
-    };
+    let mut config = Config::single_shard(
+        "127.0.0.1:0",
+        User::with_password(APP_USER, APP_PASSWORD),
+        APP_DB,
+        &format!("{}:{}", cluster.host(), cluster.port()),
+    );
     config.pool.mode = mode;
     config.pool.size = pool_size;
     config
