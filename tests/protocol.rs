@@ -358,6 +358,15 @@ fn bind_text(
 // Simple query protocol
 // ---------------------------------------------------------------------------
 
+/// Asserts the connection still runs queries (after an error, a refusal...).
+async fn assert_serves(client: &tokio_postgres::Client) {
+    let row = client
+        .query_one("select 1", &[])
+        .await
+        .expect("the connection still serves");
+    assert_eq!(row.get::<_, i32>(0), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simple_query_multi_statement_empty_and_notice() {
     let env = TestEnv::start(|_| {}).await;
@@ -1254,14 +1263,7 @@ async fn errors_outside_and_inside_transactions() {
         &SqlState::DIVISION_BY_ZERO,
         "select 1/0",
     );
-    assert_eq!(
-        client
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&client).await;
     expect_code(
         client.simple_query("select 1/0").await,
         &SqlState::DIVISION_BY_ZERO,
@@ -1550,14 +1552,7 @@ async fn authentication_errors() {
 
     // The proxy still serves good clients.
     let client = env.connect().await;
-    assert_eq!(
-        client
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&client).await;
 }
 
 // ---------------------------------------------------------------------------
@@ -1694,14 +1689,7 @@ async fn listen_refused_in_transaction_mode() {
         "message mentions transaction pooling: {}",
         e.message()
     );
-    assert_eq!(
-        client
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&client).await;
 
     // Inside a transaction it aborts the transaction as a server error would.
     client.batch_execute("BEGIN").await.unwrap();
@@ -1758,14 +1746,7 @@ async fn listen_via_extended_protocol_refused_in_transaction_mode() {
         "{}",
         e.message()
     );
-    assert_eq!(
-        client
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1930,14 +1911,7 @@ async fn session_mode_state_persists_and_is_reset() {
 async fn oversized_message_is_refused() {
     let env = TestEnv::start(|config| config.proxy.max_message_bytes = 65_536).await;
     let bystander = env.connect().await;
-    assert_eq!(
-        bystander
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&bystander).await;
 
     // A statement well under the limit works.
     let small = env.connect().await;
@@ -2040,14 +2014,7 @@ async fn oversized_message_after_pipelined_requests() {
     // `query(&str)` in the background (Close + Sync) right before the next
     // request goes out.
     let client = env.connect().await;
-    assert_eq!(
-        client
-            .query_one("select 1", &[])
-            .await
-            .unwrap()
-            .get::<_, i32>(0),
-        1
-    );
+    assert_serves(&client).await;
     let sql = format!("select length('{}')", "x".repeat(100_000));
     let result = no_hang("oversized query after a query", client.simple_query(&sql)).await;
     expect_code(
