@@ -104,3 +104,35 @@ async fn old_connections_are_replaced_after_their_lifetime() {
     // Only the new one remains.
     eventually(&env, "old connection closed", |n| n == 1).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_never_answers_hits_the_connect_timeout() {
+    // A "server" that accepts TCP connections and never says a word.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = silent.accept().await {
+            held.push(socket);
+        }
+    });
+    let env = TestEnv::start(|config| {
+        config.shards[0].primary = silent_addr.to_string();
+        config.pool.connect_timeout_ms = 500;
+    })
+    .await;
+    let started = tokio::time::timeout(
+        Duration::from_secs(20),
+        common::connect(&env.proxy_conninfo()),
+    )
+    .await
+    .expect("the client gets an answer, not a hang");
+    let err = started.err().expect("no server: the login fails");
+    let db = err.as_db_error().expect("an ErrorResponse from the proxy");
+    assert_eq!(db.code().code(), "08006", "{db:?}");
+    assert!(
+        db.message().contains("connect_timeout_ms"),
+        "{}",
+        db.message()
+    );
+}
