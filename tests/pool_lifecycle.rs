@@ -127,7 +127,9 @@ async fn a_server_that_never_answers_hits_the_connect_timeout() {
     )
     .await
     .expect("the client gets an answer, not a hang");
-    let err = started.err().expect("no server: the login fails");
+    let Err(err) = started else {
+        panic!("no server: the login must fail");
+    };
     let db = err.as_db_error().expect("an ErrorResponse from the proxy");
     assert_eq!(db.code().code(), "08006", "{db:?}");
     assert!(
