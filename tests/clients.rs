@@ -317,13 +317,20 @@ async fn pgbench_all_modes(pool_size: usize) {
     assert_eq!(accounts, 100_000);
 
     let (clients, transactions) = (4u64, 50u64);
+    // One pgbench thread per client: in -M prepared pgbench prepares each
+    // statement on first use with a *synchronous* PQprepare, which blocks
+    // every client of that thread. With fewer servers than clients, a
+    // thread whose other client holds a server mid-transaction while this
+    // one waits for a server would deadlock pgbench itself (the server sits
+    // idle in transaction until the checkout timeout), through any pooler.
+    let threads = clients.to_string();
     for mode in ["simple", "prepared", "extended"] {
         let what = format!("pgbench -M {mode} (pool size {pool_size})");
         let args = [
             "-c",
             &clients.to_string(),
             "-j",
-            "2",
+            &threads,
             "-t",
             &transactions.to_string(),
             "-M",
