@@ -15,6 +15,7 @@ pub mod localcluster;
 pub mod net;
 pub mod proxy;
 pub mod router;
+pub mod scatter;
 pub mod sharding;
 
 /// Name of the admin console's database on the proxy's port.

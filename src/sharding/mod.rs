@@ -4,5 +4,8 @@
 //! [`hash`]), so the proxy's routing decision for a key can be checked inside
 //! Postgres with plain SQL (`satisfies_hash_partition`) and a table sharded by
 //! shardwire can be re-partitioned by Postgres itself with the same result.
+//! [`map`] holds the shard map: buckets, tables, strategies, groups.
 
 pub mod hash;
+pub mod copy;
+pub mod map;

@@ -1,0 +1,2 @@
+//! Splitting `COPY ... FROM STDIN` data into rows and fields
+//! (placeholder: written by the COPY splitter).
