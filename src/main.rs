@@ -49,11 +49,12 @@ fn main() -> ExitCode {
         Command::CheckConfig { file } => match Config::load(&file) {
             Ok(config) => {
                 println!(
-                    "{}: OK ({} users, {} databases, {} shards)",
+                    "{}: OK ({} users, {} databases, {} shards, {} shard maps)",
                     file.display(),
                     config.users.len(),
                     config.databases.len(),
-                    config.shards.len()
+                    config.shards.len(),
+                    config.shard_maps.len()
                 );
                 ExitCode::SUCCESS
             }

@@ -5,14 +5,19 @@
 //! rename existing keys. Every field has a default where one is sensible, so a
 //! minimal file names only users, databases and shards.
 
+mod shard_maps;
 mod validate;
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::sharding::map::ShardMap;
+pub(crate) use validate::Checker;
 pub use validate::{Problem, validate};
 
 /// The whole configuration file.
@@ -37,6 +42,12 @@ pub struct Config {
     /// The Postgres servers, one primary (plus replicas) per shard.
     #[serde(default)]
     pub shards: Vec<Shard>,
+    /// The loaded shard map of each sharded database, by logical database
+    /// name (filled by [`Config::load`] / [`Config::from_toml`] from each
+    /// database's `shard_map` file, or by [`Config::load_shard_maps`]); a
+    /// database without one is unsharded: everything on shard 0.
+    #[serde(skip)]
+    pub shard_maps: HashMap<String, Arc<ShardMap>>,
 }
 
 /// Listening sockets, timeouts and limits of the client side.
@@ -267,6 +278,11 @@ pub struct Database {
     /// Database name on the servers (defaults to `name`).
     #[serde(default)]
     pub server_database: Option<String>,
+    /// Shard map file (`shard-maps/*.toml`, relative to the config file's
+    /// folder) spreading this database over the shards; absent: the
+    /// database is unsharded and lives on the first shard.
+    #[serde(default)]
+    pub shard_map: Option<PathBuf>,
 }
 
 impl Database {
@@ -341,12 +357,14 @@ impl Config {
             databases: vec![Database {
                 name: database.to_string(),
                 server_database: None,
+                shard_map: None,
             }],
             shards: vec![Shard {
                 name: "shard0".to_string(),
                 primary: primary.to_string(),
                 replicas: vec![],
             }],
+            shard_maps: HashMap::new(),
         }
     }
 
@@ -359,34 +377,58 @@ impl Config {
         Self::from_toml(&text, path)
     }
 
-    /// Parses and validates config text; `path` names it in messages and
-    /// anchors relative paths (TLS files).
+    /// Parses and validates config text and loads its shard maps; `path`
+    /// names it in messages and anchors relative paths (TLS files, shard
+    /// maps). Problems of the config and of its shard maps are reported
+    /// together.
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let mut config: Config = toml::from_str(text).map_err(|e| ConfigError::Syntax {
             path: path.to_path_buf(),
             message: e.to_string(),
         })?;
-        let problems = validate(&config);
+        let mut problems = validate(&config);
+        if let Some(base) = path.parent() {
+            config.resolve_relative_paths(base);
+        }
+        problems.extend(config.load_shard_maps());
         if !problems.is_empty() {
             return Err(ConfigError::Invalid {
                 path: path.to_path_buf(),
                 problems,
             });
         }
-        if let Some(base) = path.parent() {
-            config.resolve_relative_paths(base);
-        }
         Ok(config)
     }
 
     fn resolve_relative_paths(&mut self, base: &Path) {
-        if let Some(tls) = &mut self.tls {
-            for p in [&mut tls.cert, &mut tls.key] {
-                if p.is_relative() {
-                    *p = base.join(&*p);
-                }
+        let tls_files = self
+            .tls
+            .iter_mut()
+            .flat_map(|tls| [&mut tls.cert, &mut tls.key]);
+        let maps = self
+            .databases
+            .iter_mut()
+            .filter_map(|db| db.shard_map.as_mut());
+        for p in tls_files.chain(maps) {
+            if p.is_relative() && !p.as_os_str().is_empty() {
+                *p = base.join(&*p);
             }
         }
+    }
+
+    /// Reads every database's `shard_map` file (paths as they stand: call
+    /// after resolving them) into [`Config::shard_maps`], replacing what was
+    /// there; returns the problems found, each map problem located as
+    /// `<map file>: <key path>`. Databases whose map has problems get none.
+    pub fn load_shard_maps(&mut self) -> Vec<Problem> {
+        let (maps, problems) = shard_maps::load(self);
+        self.shard_maps = maps;
+        problems
+    }
+
+    /// The shard map of a logical database; `None` when it is unsharded.
+    pub fn shard_map(&self, database: &str) -> Option<&Arc<ShardMap>> {
+        self.shard_maps.get(database)
     }
 
     /// Renders the config back to TOML (used by the demo and `SHOW CONFIG`).

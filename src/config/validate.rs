@@ -23,14 +23,15 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Collects problems while walking the config.
+/// Collects problems while walking a config or a shard map.
 #[derive(Default)]
-struct Checker {
+pub(crate) struct Checker {
     problems: Vec<Problem>,
 }
 
 impl Checker {
-    fn report(&mut self, location: impl Into<String>, message: impl Into<String>) {
+    /// Records a problem at `location`.
+    pub(crate) fn report(&mut self, location: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem {
             location: location.into(),
             message: message.into(),
@@ -54,6 +55,11 @@ impl Checker {
             }
         }
     }
+
+    /// The problems recorded so far.
+    pub(crate) fn into_problems(self) -> Vec<Problem> {
+        self.problems
+    }
 }
 
 /// Returns every problem of `config`; an empty list means it is usable.
@@ -64,7 +70,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     check_users(config, &mut c);
     check_databases(config, &mut c);
     check_shards(config, &mut c);
-    c.problems
+    c.into_problems()
 }
 
 fn check_proxy(config: &Config, c: &mut Checker) {
@@ -177,6 +183,16 @@ fn check_databases(config: &Config, c: &mut Checker) {
         config.databases.iter().map(|d| d.name.as_str()),
     );
     for (i, db) in config.databases.iter().enumerate() {
+        if db
+            .shard_map
+            .as_ref()
+            .is_some_and(|p| p.as_os_str().is_empty())
+        {
+            c.report(
+                format!("databases[{i}].shard_map"),
+                "must name a shard map file (omit it for an unsharded database)",
+            );
+        }
         if db.name == crate::ADMIN_DATABASE {
             c.report(
                 format!("databases[{i}].name"),
