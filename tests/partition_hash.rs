@@ -6,57 +6,21 @@
 //! `satisfies_hash_partition`, and (single columns) the full 64-bit column
 //! hashes equal the SQL hash functions' results.
 
-use std::collections::HashMap;
+mod common;
 
-use shardwire::localcluster::{ClusterOptions, LocalCluster};
 use shardwire::sharding::hash::{
     HASH_PARTITION_SEED, KeyValue, hashint4_extended, hashint8_extended, hashtext_extended,
     hashuuid_extended, parse_uuid, partition_for,
 };
 use tokio_postgres::types::ToSql;
 
-/// Keys generated per type.
-const KEYS: usize = 10_000;
+use common::hash_partitions::{connect, create_partitioned, partitions_by_id, start_cluster};
+use common::keys::{KEYS, bigint_keys, integer_keys, text_keys, uuid_keys};
+
 /// Modulus of the table that really has partitions.
 const SMALL_MODULUS: u64 = 7;
 /// Modulus checked with `satisfies_hash_partition` only.
 const LARGE_MODULUS: u64 = 1024;
-
-/// Connects with tokio-postgres and drives the connection.
-async fn connect(cluster: &LocalCluster) -> tokio_postgres::Client {
-    let (client, connection) = tokio_postgres::connect(
-        &cluster.connection_string("postgres"),
-        tokio_postgres::NoTls,
-    )
-    .await
-    .expect("connect");
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    client
-}
-
-fn start_cluster() -> LocalCluster {
-    LocalCluster::start_temp(&ClusterOptions::for_tests()).expect("start temp cluster")
-}
-
-/// splitmix64: a tiny deterministic generator, so every run checks the same
-/// keys.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 /// One single-column key type under test.
 struct SingleKey<'a> {
@@ -76,47 +40,6 @@ struct SingleKey<'a> {
     hashes: Vec<u64>,
 }
 
-/// Creates `table` partitioned by hash with `SMALL_MODULUS` partitions named
-/// `<table>_p<remainder>`.
-async fn create_partitioned(
-    client: &tokio_postgres::Client,
-    table: &str,
-    columns: &str,
-    key: &str,
-) {
-    let mut sql = format!("create table {table} ({columns}) partition by hash ({key});");
-    for r in 0..SMALL_MODULUS {
-        sql.push_str(&format!(
-            "create table {table}_p{r} partition of {table} \
-             for values with (modulus {SMALL_MODULUS}, remainder {r});"
-        ));
-    }
-    client.batch_execute(&sql).await.expect("create tables");
-}
-
-/// Reads back `id -> remainder of the partition holding the row`.
-async fn partitions_by_id(client: &tokio_postgres::Client, table: &str) -> HashMap<i32, u64> {
-    let rows = client
-        .query(
-            &format!("select id, tableoid::regclass::text from {table}"),
-            &[],
-        )
-        .await
-        .expect("read back partitions");
-    let prefix = format!("{table}_p");
-    rows.iter()
-        .map(|row| {
-            let id: i32 = row.get(0);
-            let partition: String = row.get(1);
-            let r = partition
-                .strip_prefix(&prefix)
-                .and_then(|r| r.parse().ok())
-                .unwrap_or_else(|| panic!("unexpected partition {partition}"));
-            (id, r)
-        })
-        .collect()
-}
-
 /// Runs every check for one single-column key type.
 async fn check_single_key(case: SingleKey<'_>) {
     assert_eq!(case.keys.len(), KEYS);
@@ -128,6 +51,7 @@ async fn check_single_key(case: SingleKey<'_>) {
         table,
         &format!("id int not null, k {}", case.column_type),
         "k",
+        SMALL_MODULUS,
     )
     .await;
 
@@ -232,150 +156,6 @@ async fn check_single_key(case: SingleKey<'_>) {
         "{table}: {} differs, e.g. {sample:?}",
         case.hash_function
     );
-}
-
-/// bigint keys: small values, both sides of the int4 and uint32 boundaries,
-/// the extremes, and values spread over the whole range.
-fn bigint_keys() -> Vec<i64> {
-    let mut keys: Vec<i64> = vec![
-        0,
-        1,
-        -1,
-        42,
-        i64::MIN,
-        i64::MIN + 1,
-        i64::MAX,
-        i64::MAX - 1,
-        i32::MIN as i64,
-        i32::MIN as i64 - 1,
-        i32::MAX as i64,
-        i32::MAX as i64 + 1,
-        u32::MAX as i64,
-        u32::MAX as i64 + 1,
-        -(u32::MAX as i64),
-        -(u32::MAX as i64) - 1,
-    ];
-    keys.extend(-500..500);
-    let mut rng = Rng(1);
-    while keys.len() < KEYS {
-        let v = rng.next() as i64;
-        keys.push(match keys.len() % 4 {
-            0 => v,                        // anywhere
-            1 => v >> 32,                  // fits in int4
-            2 => v >> rng.below(64),       // any magnitude, either sign
-            _ => (v >> 40) ^ (1i64 << 32), // just above the int4 range
-        });
-    }
-    keys
-}
-
-/// integer keys: small values, the extremes, and values spread over the range.
-fn integer_keys() -> Vec<i32> {
-    let mut keys: Vec<i32> = vec![0, 1, -1, 42, i32::MIN, i32::MIN + 1, i32::MAX, i32::MAX - 1];
-    keys.extend(-500..500);
-    let mut rng = Rng(2);
-    while keys.len() < KEYS {
-        let v = rng.next() as i32;
-        keys.push(if keys.len().is_multiple_of(2) {
-            v
-        } else {
-            v >> rng.below(32)
-        });
-    }
-    keys
-}
-
-/// text keys: empty, every length up to 64 characters of mixed 1- to 4-byte
-/// UTF-8 (so byte lengths cover every lookup3 tail), quotes and backslashes,
-/// and a few long values (several kB, which the server may compress).
-fn text_keys() -> Vec<String> {
-    const ALPHABET: &[char] = &[
-        'a',
-        'b',
-        'z',
-        'A',
-        'Z',
-        '0',
-        '9',
-        ' ',
-        '\t',
-        '\'',
-        '"',
-        '\\',
-        '%',
-        '_',
-        '\u{7f}',
-        'é',
-        'ß',
-        'Ω',
-        'ж',
-        '日',
-        '本',
-        '語',
-        '€',
-        '🦀',
-        '😀',
-        '\u{10ffff}',
-    ];
-    let mut keys = vec![String::new(), "abc".to_string(), "héllo wörld".to_string()];
-    let mut rng = Rng(3);
-    // ASCII prefixes: every byte length 1..=48.
-    let ascii = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUV";
-    keys.extend((1..=ascii.len()).map(|n| ascii[..n].to_string()));
-    for n in [1000, 4096, 10_000] {
-        keys.push((0..n).map(|i| ALPHABET[i % ALPHABET.len()]).collect());
-    }
-    while keys.len() < KEYS {
-        let len = rng.below(65) as usize;
-        let ascii_only = keys.len() % 3 == 0;
-        let s: String = (0..len)
-            .map(|_| {
-                if ascii_only {
-                    char::from(b' ' + rng.below(95) as u8)
-                } else {
-                    ALPHABET[rng.below(ALPHABET.len() as u64) as usize]
-                }
-            })
-            .collect();
-        keys.push(s);
-    }
-    keys
-}
-
-/// uuid keys as text, in every form Postgres accepts (hyphenated, bare,
-/// braces, upper case, odd hyphen groups), so `parse_uuid` is checked too.
-fn uuid_keys() -> Vec<String> {
-    let mut keys = vec![
-        "00000000-0000-0000-0000-000000000000".to_string(),
-        "ffffffff-ffff-ffff-ffff-ffffffffffff".to_string(),
-        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".to_string(),
-    ];
-    let mut rng = Rng(4);
-    while keys.len() < KEYS {
-        let bytes: Vec<u8> = (0..16).map(|_| rng.next() as u8).collect();
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        let hyphenated = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[0..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..32]
-        );
-        keys.push(match keys.len() % 6 {
-            0 | 1 => hyphenated,
-            2 => hex,
-            3 => format!("{{{hyphenated}}}"),
-            4 => hyphenated.to_uppercase(),
-            _ => hex
-                .as_bytes()
-                .chunks(4)
-                .map(|c| std::str::from_utf8(c).unwrap())
-                .collect::<Vec<_>>()
-                .join("-"),
-        });
-    }
-    keys
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -486,6 +266,7 @@ async fn two_column_keys_match_postgres() {
         table,
         "id int not null, a bigint, b text collate \"C\"",
         "a, b",
+        SMALL_MODULUS,
     )
     .await;
     let inserted = client

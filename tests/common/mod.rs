@@ -4,6 +4,9 @@
 
 #![allow(dead_code)]
 
+pub mod hash_partitions;
+pub mod keys;
+
 use shardwire::config::{Config, PoolMode, User};
 use shardwire::localcluster::{ClusterOptions, LocalCluster};
 use shardwire::proxy::ProxyHandle;
