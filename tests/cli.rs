@@ -579,6 +579,135 @@ fn check_config_on_a_missing_file_says_so() {
     assert!(out.stdout.trim().is_empty(), "{}", out.describe());
 }
 
+/// A valid config with a sharded database whose map is `maps/app.toml`
+/// (relative to the config file) over two shards.
+const SHARDED: &str = r#"
+[[users]]
+name = "app"
+password = "secret"
+
+[[databases]]
+name = "app"
+shard_map = "maps/app.toml"
+
+[[shards]]
+name = "shard0"
+primary = "127.0.0.1:5432"
+
+[[shards]]
+name = "shard1"
+primary = "127.0.0.1:5433"
+"#;
+
+/// A shard map with several problems, one of each kind.
+const BROKEN_MAP: &str = r#"
+buckets = 8
+default_shard = "shard9"
+
+[[bucket_ranges]]
+buckets = "0-4"
+shard = "shard0"
+
+[[bucket_ranges]]
+buckets = "3-5"
+shard = "shard1"
+
+[[tables]]
+name = "clients"
+key = "client_id"
+type = "bigint"
+group = "client"
+
+[[tables]]
+name = "orders"
+key = ""
+type = "integer"
+group = "client"
+
+[[tables]]
+name = "events"
+key = "day"
+type = "text"
+strategy = "range"
+ranges = [{ from = "a", to = "m", shard = "shard0" }, { from = "k", shard = "shard1" }]
+"#;
+
+/// Writes `config` as `shardwire.toml` and `map` as `maps/app.toml` in `dir`.
+fn write_sharded(dir: &Path, config: &str, map: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("maps")).unwrap();
+    std::fs::write(dir.join("maps/app.toml"), map).unwrap();
+    let path = dir.join("shardwire.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
+
+#[test]
+fn check_config_loads_the_shard_maps() {
+    let dir = tempfile::tempdir().unwrap();
+    let map = include_str!("../shard-maps/demo.toml");
+    let path = write_sharded(dir.path(), SHARDED, map);
+    let out = check_config(&path);
+    assert!(out.status.success(), "{}", out.describe());
+    assert!(out.stdout.contains("1 shard maps"), "{}", out.describe());
+}
+
+#[test]
+fn check_config_lists_every_shard_map_problem_with_its_file() {
+    let dir = tempfile::tempdir().unwrap();
+    // One config problem too: both kinds are listed together.
+    let config = SHARDED.replace("password = \"secret\"", "");
+    let path = write_sharded(dir.path(), &config, BROKEN_MAP);
+    let out = check_config(&path);
+    assert!(!out.status.success(), "{}", out.describe());
+    assert!(!out.stdout.contains("OK"), "{}", out.describe());
+    let map_path = dir.path().join("maps/app.toml");
+    let map_path = map_path.to_str().unwrap();
+    for (location, says) in [
+        ("users[0].password".to_string(), "needs a password"),
+        (
+            format!("{map_path}: default_shard"),
+            "unknown shard \"shard9\"",
+        ),
+        (
+            format!("{map_path}: bucket_ranges[1].buckets"),
+            "buckets 3-4 already assigned by bucket_ranges[0]",
+        ),
+        (
+            format!("{map_path}: bucket_ranges"),
+            "buckets 6-7 assigned to no shard",
+        ),
+        (
+            format!("{map_path}: tables[1].key"),
+            "must name the key column",
+        ),
+        (
+            format!("{map_path}: tables[2].ranges[1]"),
+            "overlaps ranges[0]",
+        ),
+    ] {
+        assert!(
+            out.stderr.contains(&format!("{location}: ")) && out.stderr.contains(says),
+            "problem at {location} ({says}) not reported:\n{}",
+            out.describe()
+        );
+    }
+    assert!(out.stderr.contains("6 problem"), "{}", out.describe());
+
+    // A map that cannot be read is named with its path.
+    let config = SHARDED.replace("maps/app.toml", "maps/missing.toml");
+    std::fs::write(&path, config).unwrap();
+    let out = check_config(&path);
+    assert!(!out.status.success(), "{}", out.describe());
+    let missing = dir.path().join("maps/missing.toml");
+    assert!(
+        out.stderr.contains("databases[0].shard_map")
+            && out.stderr.contains(missing.to_str().unwrap())
+            && out.stderr.contains("No such file"),
+        "{}",
+        out.describe()
+    );
+}
+
 // ----- serve -----
 
 fn serve_config(listen_port: u16, server_port: u16) -> String {
