@@ -222,18 +222,18 @@ impl Builder<'_> {
         };
         let key_type = self.key_type(&at("type"), &entry.key_type);
         let strategy = self.strategy(i, entry, key_type);
-        let group = match entry.group.as_deref().map(str::trim) {
-            Some("") => {
-                self.c
-                    .report(at("group"), "must not be empty (omit it instead)");
-                None
-            }
-            Some(group) => Some(Some(group.to_string())),
-            None => Some(None),
-        };
+        let group = entry.group.as_deref().map(str::trim);
+        if group == Some("") {
+            self.c
+                .report(at("group"), "must not be empty (omit it instead)");
+        }
         let name = name?;
         Some(ShardedTable {
-            group: group?.unwrap_or_else(|| name.clone()),
+            group: match group {
+                Some("") => return None,
+                Some(group) => group.to_string(),
+                None => name.clone(),
+            },
             name,
             key_column: key_column?,
             key_type: key_type?,
@@ -283,16 +283,10 @@ impl Builder<'_> {
         key_type: Option<KeyType>,
     ) -> Option<Strategy> {
         let written = entry.strategy.as_deref().unwrap_or("hash");
-        let misplaced = |key: &str, strategy: &str| {
-            (
-                format!("tables[{i}].{key}"),
-                format!("only for strategy = \"{strategy}\" (this table's is \"{written}\")"),
-            )
-        };
-        let (strategy, mut misplaced_keys) = match written {
-            "hash" => (Some(Strategy::Hash), vec![]),
-            "range" => (self.range_rules(i, &entry.ranges, key_type), vec![]),
-            "list" => (self.list_rules(i, entry, key_type), vec![]),
+        let strategy = match written {
+            "hash" => Some(Strategy::Hash),
+            "range" => self.range_rules(i, &entry.ranges, key_type),
+            "list" => self.list_rules(i, entry, key_type),
             _ => {
                 self.c.report(
                     format!("tables[{i}].strategy"),
@@ -301,18 +295,20 @@ impl Builder<'_> {
                 return None;
             }
         };
-        if written != "range" && !entry.ranges.is_empty() {
-            misplaced_keys.push(misplaced("ranges", "range"));
-        }
-        if written != "list" && !entry.lists.is_empty() {
-            misplaced_keys.push(misplaced("lists", "list"));
-        }
-        if written != "list" && entry.list_default.is_some() {
-            misplaced_keys.push(misplaced("list_default", "list"));
-        }
-        let clean = misplaced_keys.is_empty();
-        for (location, message) in misplaced_keys {
-            self.c.report(location, message);
+        let misplaced = [
+            ("ranges", "range", !entry.ranges.is_empty()),
+            ("lists", "list", !entry.lists.is_empty()),
+            ("list_default", "list", entry.list_default.is_some()),
+        ];
+        let mut clean = true;
+        for (key, owner, given) in misplaced {
+            if given && written != owner {
+                self.c.report(
+                    format!("tables[{i}].{key}"),
+                    format!("only for strategy = \"{owner}\" (this table's is \"{written}\")"),
+                );
+                clean = false;
+            }
         }
         strategy.filter(|_| clean)
     }
