@@ -25,6 +25,21 @@
 //! the shards' DISTINCT and change which rows are distinct. Ungrouped
 //! DISTINCT still pushes `LIMIT offset+limit` down: a row among the first
 //! n distinct rows overall is among the first n distinct rows of its shard.
+//!
+//! Further choices:
+//! - in an aggregate query without GROUP BY, non-aggregate items (`1`,
+//!   `now()`) merge as `Min`, so the result stays one row;
+//! - `*` keeps its place; see [`ScatterPlan::wildcard_at`] for how column
+//!   numbers count it;
+//! - LIMIT with FOR UPDATE/SHARE is refused: every shard would lock rows
+//!   the merge discards.
+//!
+//! Known limits (no schema knowledge): a user-defined aggregate called like
+//! a plain function looks like a plain function (query it with the sharding
+//! key); an aggregate inside a sub-select that reads only outer columns
+//! belongs to the outer query in Postgres but is not seen here; `GROUP BY
+//! name`, where `name` is both a select alias and an input column, is taken
+//! as the alias.
 
 mod aggregate;
 mod calls;
@@ -226,7 +241,11 @@ impl Planner {
             let by_expr = self.columns.find_expr(expr);
             let found = match clause {
                 Clause::OrderBy => by_name.or(by_expr),
-                Clause::GroupBy => by_expr.or(by_name),
+                // An alias of an aggregate never names a group key: Postgres
+                // then reads the name as an input column (or fails), and the
+                // hidden column appended below does the same on the shards.
+                Clause::GroupBy => by_expr
+                    .or(by_name.filter(|&column| self.columns.merge(column) == Some(self.plain))),
                 Clause::Having => by_expr,
             };
             if let Some(column) = found {

@@ -93,6 +93,11 @@ impl OutputColumns {
         }
     }
 
+    /// How `column` merges.
+    pub fn merge(&self, column: usize) -> Option<ColumnMerge> {
+        self.columns.get(column).map(|planned| planned.merge)
+    }
+
     /// Records the collation a select item names (see [`Self::collation`]).
     pub fn set_collation(&mut self, column: usize, collation: Option<String>) {
         if let Some(planned) = self.columns.get_mut(column) {

@@ -445,6 +445,20 @@ fn accepted() -> Vec<Expected> {
         )
         .grouped(),
         plan(
+            "SELECT count(*) AS a FROM t GROUP BY a",
+            "SELECT count(*) AS a, a FROM t GROUP BY a",
+            1,
+            "c g",
+        )
+        .grouped(),
+        plan(
+            "SELECT b AS k, count(*) AS a FROM t GROUP BY k, a",
+            "SELECT b AS k, count(*) AS a, a FROM t GROUP BY k, a",
+            2,
+            "g c g",
+        )
+        .grouped(),
+        plan(
             "SELECT * FROM t GROUP BY id",
             "SELECT *, id FROM t GROUP BY id",
             0,
