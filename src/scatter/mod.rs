@@ -26,6 +26,13 @@ pub struct ScatterPlan {
     /// the rest are hidden helpers (sort keys, group keys, AVG counts,
     /// HAVING aggregates).
     pub visible_columns: usize,
+    /// Where a `*` (or `t.*`) of the select list expands to columns only
+    /// the shards know. `None`: every count and column number here is
+    /// final. `Some(at)`: column numbers (in `merge`, `visible_columns`)
+    /// count the expansion as zero columns placed before column `at`; call
+    /// [`ScatterPlan::for_shard_columns`] with the shards' column count
+    /// (from their RowDescription) before merging.
+    pub wildcard_at: Option<usize>,
     /// How the shards' rows become the client's rows.
     pub merge: MergeSpec,
 }
