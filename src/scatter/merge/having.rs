@@ -11,9 +11,13 @@ use crate::scatter::{CompareOp, Filter};
 /// A [`Filter`] with its literals parsed for the columns they meet.
 #[derive(Debug, Clone)]
 pub(super) enum HavingFilter {
+    /// Both hold.
     And(Box<HavingFilter>, Box<HavingFilter>),
+    /// Either holds.
     Or(Box<HavingFilter>, Box<HavingFilter>),
+    /// Negation.
     Not(Box<HavingFilter>),
+    /// A merged column against a literal of a comparable type.
     Compare {
         column: usize,
         column_type: ColumnType,
