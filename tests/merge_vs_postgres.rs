@@ -230,6 +230,7 @@ fn check(client: &mut RawClient, case: &Case, format: i16) {
         .map(|k| client.query(&case.shard.replace("{t}", &format!("items_{k}")), format))
         .collect();
     let plan = ScatterPlan {
+        wildcard_at: None,
         shard_sql: case.shard.to_string(),
         visible_columns: case.visible,
         merge: case.merge.clone(),
@@ -579,6 +580,7 @@ fn avg_matches_postgres_numeric_division_for_many_sums_and_counts() {
         values.join(", ")
     );
     let plan = ScatterPlan {
+        wildcard_at: None,
         shard_sql: String::new(),
         visible_columns: 2,
         merge: grouped(

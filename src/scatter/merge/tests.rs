@@ -36,6 +36,7 @@ fn numeric(text: &str) -> Field {
 
 fn plan(visible: usize, merge: MergeSpec) -> ScatterPlan {
     ScatterPlan {
+        wildcard_at: None,
         shard_sql: String::new(),
         visible_columns: visible,
         merge,
