@@ -81,9 +81,10 @@ pub(super) enum Scan {
 /// one pass over the rest of the buffer, reused for all its rows.
 pub(super) struct Chunk<'a> {
     bytes: &'a [u8],
-    /// `bytes[checked_from..clean_end]` holds no backslash and no `\r`;
-    /// `clean_end` is the index of the first such byte, or the length.
-    clean_end: usize,
+    /// Index of the first backslash or `\r` at or after the position last
+    /// asked about (the length when there is none); `None` before the first
+    /// question. Positions are asked about in increasing order.
+    clean_end: Option<usize>,
 }
 
 impl<'a> Chunk<'a> {
@@ -91,22 +92,21 @@ impl<'a> Chunk<'a> {
     pub(super) fn new(bytes: &'a [u8]) -> Self {
         Chunk {
             bytes,
-            clean_end: 0,
+            clean_end: None,
         }
-    }
-
-    /// The buffer's bytes.
-    pub(super) fn bytes(&self) -> &'a [u8] {
-        self.bytes
     }
 
     /// End of the run without backslash or `\r` that starts at `from`.
     fn clean_end(&mut self, from: usize) -> usize {
-        if from > self.clean_end {
-            self.clean_end = memchr2(b'\\', b'\r', &self.bytes[from..])
-                .map_or(self.bytes.len(), |offset| from + offset);
+        match self.clean_end {
+            Some(end) if end >= from => end,
+            _ => {
+                let end = memchr2(b'\\', b'\r', &self.bytes[from..])
+                    .map_or(self.bytes.len(), |offset| from + offset);
+                self.clean_end = Some(end);
+                end
+            }
         }
-        self.clean_end.max(from)
     }
 }
 
