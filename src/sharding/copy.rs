@@ -38,6 +38,9 @@ use std::borrow::Cow;
 
 use line::{Chunk, CsvQuoting, LineScanner, RowEnd, Scan};
 
+/// Default of [`CopyOptions::max_row_bytes`].
+pub const DEFAULT_MAX_ROW_BYTES: usize = 1 << 30;
+
 /// COPY data formats the splitter reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CopyFormat {
@@ -79,6 +82,10 @@ pub struct CopyOptions {
     /// Set it to match the shards' server version (text format always
     /// honours the marker).
     pub csv_end_marker: bool,
+    /// Longest row accepted, terminator included. The splitter holds an
+    /// unfinished row in memory, so a client that never ends its row must
+    /// meet a limit; the default, 1 GiB, is about where Postgres itself fails.
+    pub max_row_bytes: usize,
 }
 
 impl CopyOptions {
@@ -95,6 +102,7 @@ impl CopyOptions {
             key_force_not_null: false,
             key_force_null: false,
             csv_end_marker: true,
+            max_row_bytes: DEFAULT_MAX_ROW_BYTES,
         }
     }
 
@@ -171,6 +179,14 @@ pub enum CopyError {
         /// Line number of the row.
         line: u64,
     },
+    /// A row is longer than [`CopyOptions::max_row_bytes`].
+    #[error("COPY row at line {line} is longer than {limit} bytes")]
+    RowTooLong {
+        /// Line number of the row.
+        line: u64,
+        /// The limit.
+        limit: usize,
+    },
     /// The key field is the DEFAULT string: its value would be the column
     /// default, which the proxy cannot compute to route the row.
     #[error("the sharding key column uses the COPY DEFAULT marker at line {line}")]
@@ -182,10 +198,12 @@ pub enum CopyError {
 
 impl CopyError {
     /// The SQLSTATE to send to the client: `22P04` (bad_copy_file_format),
-    /// or `0A000` (feature_not_supported) for a defaulted key.
+    /// `0A000` (feature_not_supported) for a defaulted key, or `54000`
+    /// (program_limit_exceeded) for a row over the size limit.
     pub fn sqlstate(&self) -> &'static str {
         match self {
             CopyError::KeyIsDefaultMarker { .. } => "0A000",
+            CopyError::RowTooLong { .. } => "54000",
             _ => "22P04",
         }
     }
@@ -233,6 +251,7 @@ pub struct RowSplitter {
     keys: KeyReader,
     lines: LineScanner,
     csv_end_marker: bool,
+    max_row_bytes: usize,
     /// The header line has yet to be skipped.
     header_pending: bool,
     /// Bytes of the row that the last chunk left unfinished (capacity kept).
@@ -252,6 +271,7 @@ impl RowSplitter {
         RowSplitter {
             lines: LineScanner::new(quoting),
             csv_end_marker: quoting.is_some() && options.csv_end_marker,
+            max_row_bytes: options.max_row_bytes,
             header_pending: options.header,
             keys: KeyReader {
                 quoting,
@@ -286,6 +306,7 @@ impl RowSplitter {
             match self.lines.scan(&mut scanned, 0, self.lines_read + 1)? {
                 Scan::Partial => {
                     self.partial.extend_from_slice(chunk);
+                    self.check_row_size(self.partial.len())?;
                     return Ok(Progress::NeedMore);
                 }
                 Scan::Complete(end) => {
@@ -301,6 +322,7 @@ impl RowSplitter {
             match self.lines.scan(&mut scanned, at, self.lines_read + 1)? {
                 Scan::Partial => {
                     self.partial.extend_from_slice(&chunk[at..]);
+                    self.check_row_size(self.partial.len())?;
                     return Ok(Progress::NeedMore);
                 }
                 Scan::Complete(end) => {
@@ -375,6 +397,7 @@ impl RowSplitter {
     where
         F: FnMut(&[u8], Option<Cow<'_, [u8]>>),
     {
+        self.check_row_size(row.len())?;
         self.lines_read += 1;
         let line = self.lines_read;
         let content = &row[..row.len() - end.terminator_len];
@@ -391,6 +414,17 @@ impl RowSplitter {
             .read(content, end.plain, &mut self.scratch, line)?;
         on_row(row, key);
         Ok(Progress::NeedMore)
+    }
+
+    /// Refuses a row (complete or not) of `len` bytes over the limit.
+    fn check_row_size(&self, len: usize) -> Result<(), CopyError> {
+        if len > self.max_row_bytes {
+            return Err(CopyError::RowTooLong {
+                line: self.lines_read + 1,
+                limit: self.max_row_bytes,
+            });
+        }
+        Ok(())
     }
 
     /// Whether a row is the end-of-data marker `\.`; in text format a
@@ -450,7 +484,7 @@ impl KeyReader {
         let field = found.map_err(|fields| CopyError::MissingKeyField {
             line,
             fields,
-            key_field_number: self.key_field + 1,
+            key_field_number: self.key_field.saturating_add(1),
         })?;
         // As in Postgres: a CSV field with quotes is never the NULL string.
         let quoted = self.quoting.is_some() && field.encoded;
@@ -974,6 +1008,28 @@ mod tests {
             assert_eq!(key, b"quoted");
             assert!(range.contains(&key.as_ptr()));
         });
+    }
+
+    #[test]
+    fn rows_over_the_size_limit_are_refused() {
+        let options = CopyOptions {
+            max_row_bytes: 4,
+            ..CopyOptions::text()
+        };
+        assert_eq!(
+            split_everywhere(&options, 0, b"abc\nd\n")
+                .unwrap()
+                .rows
+                .len(),
+            2
+        );
+        for input in [&b"abc\nde\tf\n"[..], b"abc\nde\tf", b"abc\nde\tfgh"] {
+            assert_eq!(
+                split_everywhere(&options, 0, input),
+                Err(CopyError::RowTooLong { line: 2, limit: 4 }),
+                "{input:?}"
+            );
+        }
     }
 
     #[test]
