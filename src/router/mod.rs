@@ -1,11 +1,60 @@
-//! Statement inspection for routing decisions.
+//! The sharding router: where each statement runs.
 //!
-//! For now the proxy needs only the leading keyword of each statement in a
-//! query string (to refuse session-only commands under transaction pooling);
-//! the sharding router builds on the same tokenizer.
+//! Routing is pure (no I/O) and split in two halves:
+//!
+//! - [`analyze`] (cached by [`RouterCache`] per SQL text and shard map
+//!   version) parses a query string with sqlparser's Postgres dialect and
+//!   records, per statement, its [`StatementKind`] and what its text says
+//!   about routing: the tables it touches and how the shard map classifies
+//!   them, the conditions on sharded tables' keys (literals, `$n`
+//!   parameters, `IN` lists, `AND` / `OR`), key equalities between
+//!   co-located tables, the key of each inserted row, and the scatter plan
+//!   of a multi-shard SELECT;
+//! - [`route`] combines that with bind values, comment hints and session
+//!   settings into a [`Route`], or a [`PgError`](crate::net::messages::PgError)
+//!   saying what to change (SQLSTATE 0A000 for statements that cannot run
+//!   correctly across shards, 22P02 / 22023 for bad key values). A wrong
+//!   answer is never acceptable; an error is.
+//!
+//! [`copy_target`] describes `COPY ... FROM STDIN / TO STDOUT` for the
+//! session, which moves the data itself. [`statement_keywords`] gives the
+//! leading keyword of each statement (the session refuses session-only
+//! commands under transaction pooling with it).
+
+mod analysis;
+mod cache;
+mod copy;
+mod decide;
+mod facts;
+mod hint;
+mod insert;
+mod keys;
+mod text;
+
+#[cfg(test)]
+mod tests;
 
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
+
+pub use analysis::{Analysis, StatementAnalysis, StatementKind, analyze};
+pub use cache::RouterCache;
+pub use copy::{CopyDirection, CopyFormat, CopyTarget};
+pub use decide::{InsertPart, Route, RouteInput, route};
+pub use hint::Hint;
+
+/// The client-side COPY a statement runs (`COPY table [(columns)] FROM
+/// STDIN` or `TO STDOUT`), with its data format; `None` for other
+/// statements, `COPY (query) TO`, and COPY to or from server-side files.
+pub fn copy_target(statement: &StatementAnalysis) -> Option<CopyTarget> {
+    match &statement.routing {
+        analysis::Routing::Copy(copy::CopyStatement::Table {
+            client_side: Some(target),
+            ..
+        }) => Some(target.clone()),
+        _ => None,
+    }
+}
 
 /// The first keyword of every statement in `sql` (statements separated by
 /// `;`), skipping comments, strings and dollar-quoted bodies the way
@@ -33,7 +82,7 @@ pub fn statement_keywords(sql: &str) -> Vec<String> {
 }
 
 #[cfg(test)]
-mod tests {
+mod keyword_tests {
     use super::*;
 
     #[test]
