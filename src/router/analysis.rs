@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use sqlparser::ast::{
-    CopyTarget as CopyEndpoint, Expr, Query, Reset, Set, Statement, UnaryOperator, Value,
+    CopyTarget as CopyEndpoint, Expr, Query, Reset, Set, SetExpr, Statement, UnaryOperator, Value,
 };
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::parser::Parser;
@@ -114,8 +114,9 @@ pub(super) enum Routing {
     Opaque(Vec<String>),
     /// A query or write, analyzed.
     Dml(Dml),
-    /// EXPLAIN / DECLARE CURSOR / PREPARE of an analyzed statement: routed
-    /// like it, but only to a single shard (the output cannot be merged).
+    /// EXPLAIN / DECLARE CURSOR / PREPARE of an analyzed statement, or a
+    /// SELECT with a data-modifying WITH: routed like the statement, but
+    /// only to a single shard (the output cannot be merged).
     SingleShardOnly {
         /// The wrapped statement.
         dml: Dml,
@@ -150,16 +151,14 @@ pub fn analyze(sql: &str, map: &ShardMap) -> Analysis {
 pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analysis {
     let dialect = PostgreSqlDialect {};
     let pieces = text::split_statements(sql);
-    let parsed: Vec<Result<Vec<Statement>, String>> = pieces
-        .iter()
-        .map(|piece| Parser::parse_sql(&dialect, piece).map_err(|e| e.to_string()))
-        .collect();
+    let parsed: Vec<Result<Vec<Statement>, String>> =
+        pieces.iter().map(|piece| parse(&dialect, piece)).collect();
     let mut statements = Vec::new();
     let mut parse_error = None;
     let whole = parsed
         .iter()
         .any(Result::is_err)
-        .then(|| Parser::parse_sql(&dialect, sql).ok())
+        .then(|| parse(&dialect, sql).ok())
         .flatten();
     if let Some(whole) = whole {
         // The splitter cut inside a statement (a `BEGIN ATOMIC ... END`
@@ -195,6 +194,22 @@ pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analy
         parse_error,
         map_version: map.version,
     }
+}
+
+/// Longest operator chain (see [`text::longest_operator_chain`]) the
+/// router parses: deeper expression trees could exhaust a thread's stack in
+/// recursive tree walks. Longer statements are routed unanalyzed, like
+/// statements the parser rejects.
+const MAX_OPERATOR_CHAIN: usize = 1000;
+
+/// Parses one statement's text, unless it is too deep to walk safely.
+fn parse(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<Statement>, String> {
+    if text::longest_operator_chain(sql) > MAX_OPERATOR_CHAIN {
+        return Err(format!(
+            "statement has a chain of more than {MAX_OPERATOR_CHAIN} operators; shardwire routes it without analysis"
+        ));
+    }
+    Parser::parse_sql(dialect, sql).map_err(|e| e.to_string())
 }
 
 /// A statement the parser rejected: recognized by its leading words when
@@ -250,14 +265,22 @@ fn classify(
     planner: Planner,
 ) -> StatementAnalysis {
     let (kind, routing) = match statement {
-        Statement::Query(_) => {
+        Statement::Query(query) => {
             let dml = dml(statement, map, planner);
             if dml.facts.creates_table {
                 (StatementKind::Ddl, Routing::CreatesTable(dml))
             } else if dml.facts.writes.is_empty() {
                 (StatementKind::Read, Routing::Dml(dml))
-            } else {
+            } else if matches!(
+                *query.body,
+                SetExpr::Insert(_) | SetExpr::Update(_) | SetExpr::Delete(_) | SetExpr::Merge(_)
+            ) {
                 (StatementKind::Write, Routing::Dml(dml))
+            } else {
+                // Rows of a SELECT over written data: results of several
+                // shards could not be combined.
+                let what = "a query with a data-modifying WITH";
+                (StatementKind::Write, Routing::SingleShardOnly { dml, what })
             }
         }
         Statement::Insert(_)

@@ -128,7 +128,7 @@ pub fn route(
         Routing::SingleShardOnly { dml, what } => match router.dml(dml)? {
             Route::Single(shard) => Ok(Route::Single(shard)),
             _ => Err(unsupported(format!(
-                "{what} of a statement that runs on several shards is not supported"
+                "{what} is supported only when it runs on one shard"
             ))
             .with_hint(PICK_A_SHARD)),
         },
@@ -680,10 +680,11 @@ impl Router<'_> {
             return Ok(Route::Single(shard));
         }
         let Some(statement) = &rows.statement else {
-            return Err(PgError::error(
-                "XX000",
-                "multi-shard INSERT without its statement",
-            ));
+            return Err(unsupported(format!(
+                "INSERT into {} inside a WITH query with rows for several shards is not supported",
+                table.name
+            ))
+            .with_hint("insert the rows of each shard separately, or without the WITH clause"));
         };
         let parts = by_shard
             .into_iter()
@@ -741,7 +742,10 @@ impl Router<'_> {
                     .as_ref()
                     .is_some_and(|c| c.contains(&sharded.key_column));
                 match direction {
-                    CopyDirection::Out => Ok(Route::Concat { shards }),
+                    CopyDirection::Out => match self.hinted_row_shard(sharded)? {
+                        Some(shard) => Ok(Route::Single(shard)),
+                        None => Ok(Route::Concat { shards }),
+                    },
                     CopyDirection::In if has_key => Ok(Route::SplitCopy { shards }),
                     CopyDirection::In => match self.hinted_row_shard(sharded)? {
                         Some(shard) => Ok(Route::Single(shard)),

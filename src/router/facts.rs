@@ -99,7 +99,7 @@ pub(super) struct InsertRows {
     /// Why no row gives its key, when the statement's shape says so.
     pub missing: Option<MissingKey>,
     /// The statement, kept to render per-shard parts; only for sharded
-    /// targets with several rows.
+    /// targets with several rows, and not inside a WITH query.
     pub statement: Option<Box<Insert>>,
     /// An `ON CONFLICT DO UPDATE` assigns the key column something other
     /// than `EXCLUDED.<key>`.
@@ -139,6 +139,8 @@ pub(super) struct Walker<'m> {
     facts: Facts,
     scopes: Vec<Scope>,
     ctes: Vec<String>,
+    /// How many queries the walk is inside (0: at the statement itself).
+    queries: usize,
 }
 
 /// The names visible in one query level.
@@ -277,6 +279,7 @@ impl<'m> Walker<'m> {
             facts: Facts::default(),
             scopes: Vec::new(),
             ctes: Vec::new(),
+            queries: 0,
         }
     }
 
@@ -300,6 +303,7 @@ impl<'m> Walker<'m> {
 
     /// Walks a query; `top_level` when it is the statement itself.
     pub(super) fn query(&mut self, query: &Query, top_level: bool) {
+        self.queries += 1;
         let visible_ctes = self.ctes.len();
         if let Some(with) = &query.with {
             if with.recursive {
@@ -337,6 +341,7 @@ impl<'m> Walker<'m> {
         trailing.extend(query.fetch.iter().filter_map(|f| f.quantity.as_ref()));
         self.set_expr(&query.body, top_level, &trailing);
         self.ctes.truncate(visible_ctes);
+        self.queries -= 1;
     }
 
     /// Walks a query body; `trailing` are ORDER BY / LIMIT expressions,
@@ -986,7 +991,10 @@ impl<'m> Walker<'m> {
             Some(Err(missing)) => (vec![None; rows.len()], Some(missing)),
             None => (vec![None; rows.len()], None),
         };
-        let statement = (key_column.is_some() && rows.len() > 1).then(|| Box::new(insert.clone()));
+        // Parts are rendered from the INSERT alone: one inside a WITH query
+        // cannot be split (its rows may use the WITH's tables).
+        let splittable = key_column.is_some() && rows.len() > 1 && self.queries == 0;
+        let statement = splittable.then(|| Box::new(insert.clone()));
         InsertRows {
             keys,
             missing,

@@ -195,6 +195,11 @@ fn resolve_filter(
     match map.shard_for_input(table, key) {
         Ok(shard) => Ok(Resolved::Shard(shard)),
         Err(KeyError::Unmapped { .. }) => Ok(Resolved::NoRow),
+        // An integer literal out of the key type's range equals no key
+        // (Postgres compares it as a wider type; only text is parsed).
+        Err(KeyError::Invalid { .. }) if matches!(source, KeySource::Number(_)) => {
+            Ok(Resolved::NoRow)
+        }
         Err(error) => Err(key_error(error)),
     }
 }

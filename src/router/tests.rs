@@ -363,6 +363,13 @@ fn reads() -> Vec<Case> {
         case("SELECT * FROM orders WHERE customer_id = 'abc'", Fails("22P02")),
         case("SELECT * FROM orders WHERE customer_id = 4.5", Scatter(ALL.to_vec())),
         case("SELECT * FROM orders WHERE customer_id = 1e3", Scatter(ALL.to_vec())),
+        case("SELECT * FROM orders WHERE customer_id = 99999999999999999999", S(0)),
+        case(r#"SELECT * FROM "Accounts" WHERE "AccountId" = 3000000000"#, S(0)),
+        case(r#"SELECT * FROM "Accounts" WHERE "AccountId" = '3000000000'"#, Fails("22P02")),
+        case(
+            "SELECT * FROM orders o1 JOIN orders o2 ON o1.customer_id = o2.customer_id",
+            Scatter(ALL.to_vec()),
+        ),
         case("SELECT * FROM orders WHERE customer_id = {A} AND customer_id = {B}", S(0)),
         // IN lists, AND, OR.
         case("SELECT * FROM orders WHERE customer_id IN ({A}, {A2})", S(0)),
@@ -777,6 +784,28 @@ fn writes() -> Vec<Case> {
             Fails("0A000"),
         ),
         case(
+            "WITH d AS (DELETE FROM orders RETURNING *) SELECT count(*) FROM d",
+            Fails("0A000"),
+        )
+        .keyless(),
+        case(
+            "WITH d AS (UPDATE orders SET note = 'x' WHERE customer_id IN ({A}, {B}) RETURNING *) SELECT * FROM d",
+            Fails("0A000"),
+        ),
+        case(
+            "WITH x AS (SELECT code FROM countries) INSERT INTO orders (customer_id, country) VALUES ({A}, 'a'), ({B}, 'b')",
+            Fails("0A000"),
+        ),
+        case(
+            "WITH x AS (SELECT 1) INSERT INTO orders (customer_id) VALUES ({A}), ({A2})",
+            S(0),
+        ),
+        case("WITH x AS (SELECT 1) UPDATE orders SET note = 'x'", All(ALL.to_vec())).keyless(),
+        case(
+            "WITH x AS (SELECT 1) DELETE FROM orders WHERE customer_id IN ({A}, {C}) RETURNING id",
+            All(vec![0, 2]),
+        ),
+        case(
             "MERGE INTO orders o USING customers c ON o.customer_id = c.customer_id WHEN MATCHED THEN UPDATE SET note = 'x'",
             Fails("0A000"),
         ),
@@ -840,6 +869,7 @@ fn others() -> Vec<Case> {
         case("COPY orders FROM STDIN", S(2)).session_key("{C}"),
         case("COPY orders FROM STDIN", S(1)).session_shard(1),
         case("COPY orders TO STDOUT", Concat(ALL.to_vec())),
+        case("COPY orders TO STDOUT", S(1)).session_key("{B}"),
         case("COPY orders FROM '/tmp/x'", Fails("0A000")),
         case("COPY orders TO PROGRAM 'cat'", Fails("0A000")),
         case("COPY countries FROM STDIN", All(ALL.to_vec())),
@@ -1341,4 +1371,39 @@ fn cache_is_shareable_between_threads() {
     }
     assert_eq!(cache.hits() + cache.misses(), 200);
     assert_eq!(cache.len(), 8);
+}
+
+#[test]
+fn deep_expressions_are_routed_without_analysis() {
+    let mut sql = String::from("SELECT * FROM orders WHERE customer_id = 1");
+    for i in 0..20_000 {
+        sql.push_str(&format!(" OR customer_id = {i}"));
+    }
+    let map = test_map(false);
+    let analysis = analyze_with(&sql, &map, fake_plan);
+    assert!(
+        analysis
+            .parse_error
+            .as_deref()
+            .is_some_and(|e| e.contains("operators"))
+    );
+    let error =
+        route(&analysis.statements[0], None, &RouteInput::default(), &map).expect_err("opaque");
+    assert_eq!(error.code, "0A000");
+    let hinted = route(
+        &analysis.statements[0],
+        Some(&Hint::Shard("2".into())),
+        &RouteInput::default(),
+        &map,
+    );
+    assert_eq!(hinted, Ok(Route::Single(2)));
+
+    let in_list: Vec<String> = (0..20_000).map(|i| format!("({i}, -{i})")).collect();
+    let bulk = format!("INSERT INTO settings (a, b) VALUES {}", in_list.join(", "));
+    let analysis = analyze_with(&bulk, &map, fake_plan);
+    assert_eq!(analysis.parse_error, None);
+    assert_eq!(
+        route(&analysis.statements[0], None, &RouteInput::default(), &map),
+        Ok(Route::Single(0))
+    );
 }

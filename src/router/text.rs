@@ -131,6 +131,61 @@ pub(super) fn identifiers(sql: &str) -> Vec<String> {
     found
 }
 
+/// The longest run of operators (`=`, `+`, `::`, `AND`, `OR`, ...) at one
+/// parenthesis level between commas: how deep the left-leaning chain of
+/// binary expressions the parser would build can get. Recursive walks of
+/// the syntax tree (the router's, and sqlparser's own `Display`, `Clone`
+/// and `Drop`) need stack in proportion to it.
+pub(super) fn longest_operator_chain(sql: &str) -> usize {
+    let mut runs = vec![0usize];
+    let mut longest = 0;
+    for token in tokenize(sql).unwrap_or_default() {
+        match token.token {
+            Token::LParen | Token::LBracket => runs.push(0),
+            Token::RParen | Token::RBracket => {
+                if runs.len() > 1 {
+                    runs.pop();
+                }
+            }
+            Token::Comma | Token::SemiColon => {
+                if let Some(run) = runs.last_mut() {
+                    *run = 0;
+                }
+            }
+            Token::Word(word) => {
+                let operator = word.quote_style.is_none()
+                    && ["AND", "OR", "IS", "LIKE", "ILIKE", "COLLATE"]
+                        .iter()
+                        .any(|op| word.value.eq_ignore_ascii_case(op));
+                if operator && let Some(run) = runs.last_mut() {
+                    *run += 1;
+                    longest = longest.max(*run);
+                }
+            }
+            Token::Whitespace(_)
+            | Token::Number(..)
+            | Token::Placeholder(_)
+            | Token::Period
+            | Token::Colon
+            | Token::EOF
+            | Token::SingleQuotedString(_)
+            | Token::DoubleQuotedString(_)
+            | Token::DollarQuotedString(_)
+            | Token::EscapedStringLiteral(_)
+            | Token::UnicodeStringLiteral(_)
+            | Token::NationalStringLiteral(_)
+            | Token::HexStringLiteral(_) => {}
+            _ => {
+                if let Some(run) = runs.last_mut() {
+                    *run += 1;
+                    longest = longest.max(*run);
+                }
+            }
+        }
+    }
+    longest
+}
+
 /// Renumbers the `$n` placeholders of `sql` from `$1` in order of first
 /// appearance. Returns the new text and, for each new number, the original
 /// one (`result.1[new - 1] == original`).
@@ -190,6 +245,21 @@ mod tests {
             vec!["select 'é'", "select 2"]
         );
         assert_eq!(split_statements("select 'open"), vec!["select 'open"]);
+    }
+
+    #[test]
+    fn measures_operator_chains() {
+        assert_eq!(longest_operator_chain("select 1"), 0);
+        assert_eq!(
+            longest_operator_chain("select a from t where a = 1 and b = 2"),
+            3
+        );
+        assert_eq!(longest_operator_chain("values (-1, -2), (-3, -4)"), 1);
+        assert_eq!(longest_operator_chain("select (a=1) or (b=2) or (c=3)"), 2);
+        assert_eq!(
+            longest_operator_chain("select 'a=b' || $$x+y$$ || E'z', $1::int"),
+            2
+        );
     }
 
     #[test]
