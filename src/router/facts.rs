@@ -435,6 +435,7 @@ impl<'m> Walker<'m> {
     }
 
     fn join_tree(&mut self, item: &TableWithJoins) {
+        let tree = self.scope().bindings.len();
         self.factor(&item.relation);
         for join in &item.joins {
             let left = self.scope().bindings.len();
@@ -450,17 +451,19 @@ impl<'m> Walker<'m> {
                     self.condition(on, usage);
                     self.expr(on);
                 }
-                Some(JoinConstraint::Using(columns)) => self.using_edges(columns, left),
+                Some(JoinConstraint::Using(columns)) => self.using_edges(columns, tree, left),
                 _ => {}
             }
         }
     }
 
-    /// `USING (k)`: the left side's and the joined relation's references
-    /// whose key column is `k` are joined on their keys.
-    fn using_edges(&mut self, columns: &[ObjectName], split: usize) {
+    /// `USING (k)`: references keyed by `k` on the left side (bindings
+    /// `tree..split` of this join tree) and in the joined relation
+    /// (bindings from `split`) are joined on their keys.
+    fn using_edges(&mut self, columns: &[ObjectName], tree: usize, split: usize) {
         let bindings: Vec<Option<RefId>> = self.scope().bindings.iter().map(|b| b.target).collect();
-        let (left, right) = bindings.split_at(split.min(bindings.len()));
+        let split = split.min(bindings.len());
+        let (left, right) = (&bindings[tree.min(split)..split], &bindings[split..]);
         let mut edges = Vec::new();
         for column in columns.iter().filter_map(|c| fold_name(c).pop()) {
             let keyed = |side: &[Option<RefId>]| -> Vec<RefId> {

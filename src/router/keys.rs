@@ -106,9 +106,9 @@ fn value_source(value: &Value) -> Option<KeySource> {
 }
 
 /// Whether a cast to `data_type` leaves a key literal's value as the key
-/// comparison sees it: integer, text-like and uuid types. (A cast to
-/// numeric, float or `char(n)` could round or pad, so it is not looked
-/// through.)
+/// comparison sees it: integer types, `text`, `varchar` without a length,
+/// and uuid. (A cast to numeric or float could round, `varchar(n)` cut and
+/// `char(n)` pad, so those are not looked through.)
 fn exact_key_cast(data_type: &DataType) -> bool {
     matches!(
         data_type,
@@ -120,9 +120,9 @@ fn exact_key_cast(data_type: &DataType) -> bool {
             | DataType::Int8(_)
             | DataType::BigInt(_)
             | DataType::Text
-            | DataType::Varchar(_)
-            | DataType::CharacterVarying(_)
-            | DataType::CharVarying(_)
+            | DataType::Varchar(None)
+            | DataType::CharacterVarying(None)
+            | DataType::CharVarying(None)
             | DataType::Uuid
     )
 }

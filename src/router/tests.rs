@@ -452,6 +452,14 @@ fn reads() -> Vec<Case> {
         ),
         case("SELECT * FROM customers JOIN orders USING (customer_id)", Scatter(ALL.to_vec())),
         case(
+            "SELECT * FROM customers, orders JOIN sales.invoices USING (customer_id)",
+            Fails("0A000"),
+        ),
+        case(
+            "SELECT * FROM customers c JOIN (orders JOIN sales.invoices USING (customer_id)) ON c.customer_id = orders.customer_id",
+            Scatter(ALL.to_vec()),
+        ),
+        case(
             "SELECT * FROM orders o JOIN sales.invoices i ON i.customer_id = o.customer_id WHERE o.customer_id = {C}",
             S(2),
         ),
@@ -588,6 +596,9 @@ fn reads() -> Vec<Case> {
         case("SELECT * FROM events WHERE tenant = $1::text", S(2))
             .binary(vec![Some(key_value("{TC}").into_bytes())]),
         case("SELECT * FROM events WHERE tenant IN ('{TA}', '{TC}')", Scatter(vec![0, 2])),
+        case("SELECT * FROM events WHERE tenant = '{TB}'::varchar", S(1)),
+        case("SELECT * FROM events WHERE tenant = '{TB}xyz'::varchar(8)", Scatter(ALL.to_vec())),
+        case("SELECT * FROM events WHERE tenant = '{TB}' COLLATE \"C\"", Scatter(ALL.to_vec())),
         case("SELECT * FROM sessions WHERE session_id = '{UB}'", S(1)),
         case("SELECT * FROM sessions WHERE session_id = '{UC}'::uuid", S(2)),
         case("SELECT * FROM sessions WHERE session_id = uuid '{UA}'", S(0)),
@@ -962,6 +973,11 @@ fn others() -> Vec<Case> {
             S(1),
         ),
         case("CHECKPOINT", S(0)),
+        case(
+            "SELECT * FROM orders WHERE note = 'unterminated",
+            Fails("0A000"),
+        ),
+        case("SELECT 'unterminated", S(0)),
         case("VACUUM orders", Fails("0A000")),
         case("VACUUM settings", S(0)),
         case("/* shardwire: shard=1 */ VACUUM orders", S(1)),

@@ -117,8 +117,17 @@ pub(super) fn leading_words(sql: &str, count: usize) -> Vec<String> {
 /// candidates for table names in statements the router does not analyze
 /// structurally.
 pub(super) fn identifiers(sql: &str) -> Vec<String> {
+    let Some(tokens) = tokenize(sql) else {
+        // Text the tokenizer rejects may still be valid for the server:
+        // every word counts, so no table name is missed.
+        return sql
+            .split(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .filter(|word| !word.is_empty())
+            .map(str::to_lowercase)
+            .collect();
+    };
     let mut found = Vec::new();
-    for token in tokenize(sql).unwrap_or_default() {
+    for token in tokens {
         match token.token {
             Token::Word(word) => found.push(match word.quote_style {
                 Some(_) => word.value,
@@ -286,6 +295,10 @@ mod tests {
         assert_eq!(
             identifiers("do $b$ update T $b$"),
             vec!["do", "update", "t"]
+        );
+        assert_eq!(
+            identifiers("select 'open from Orders"),
+            vec!["select", "open", "from", "orders"]
         );
     }
 }
