@@ -75,9 +75,9 @@ pub enum StatementKind {
     Rollback,
     /// SAVEPOINT.
     Savepoint,
-    /// RELEASE [SAVEPOINT].
+    /// `RELEASE [SAVEPOINT] name`.
     ReleaseSavepoint,
-    /// ROLLBACK TO [SAVEPOINT].
+    /// `ROLLBACK TO [SAVEPOINT] name`.
     RollbackToSavepoint,
     /// PREPARE TRANSACTION / COMMIT PREPARED / ROLLBACK PREPARED: refused,
     /// shardwire runs two-phase commit itself.

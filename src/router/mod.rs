@@ -20,6 +20,26 @@
 //! session, which moves the data itself. [`statement_keywords`] gives the
 //! leading keyword of each statement (the session refuses session-only
 //! commands under transaction pooling with it).
+//!
+//! Rules worth knowing when reading a route:
+//!
+//! - Hints: a comment hint beats session settings. A shard (comment
+//!   `shard=<name or config index>` or `shardwire.shard`) runs anything
+//!   there; a sharding key (comment or `shardwire.sharding_key`) stands in
+//!   for the key of every sharded table reference the statement does not
+//!   constrain itself (its own `key = ...` wins) and for inserted rows
+//!   without a key. A statement touching no sharded or unsharded table goes
+//!   to the key's bucket owner (the key hashed as bigint when it is an
+//!   integer, else as text); DDL ignores sharding keys.
+//! - Plain multi-shard SELECTs are [`Route::Scatter`]s too (the planner
+//!   merges them by concatenation); [`Route::Concat`] is only for
+//!   `COPY ... TO STDOUT`, which has no rows to merge.
+//! - Subqueries and CTEs on sharded tables run only when they are confined
+//!   to the statement's one shard (or co-located with the written table of
+//!   a write); a scatter covers the top-level FROM only.
+//! - Statements the parser rejects, or does not analyze (VACUUM, LOCK, DO,
+//!   ...), go to the default shard unless their text names a sharded or
+//!   reference table; then only a hint routes them.
 
 mod analysis;
 mod cache;
