@@ -488,6 +488,22 @@ fn reads() -> Vec<Case> {
             "SELECT * FROM customers c FULL JOIN orders o ON o.customer_id = c.customer_id",
             Scatter(ALL.to_vec()),
         ),
+        case("SELECT * FROM orders o LEFT JOIN countries c ON c.code = o.country", Scatter(ALL.to_vec())),
+        case("SELECT * FROM countries c LEFT JOIN orders o ON c.code = o.country", Fails("0A000")),
+        case("SELECT * FROM orders o RIGHT JOIN countries c ON c.code = o.country", Fails("0A000")),
+        case("SELECT * FROM orders o FULL JOIN countries c ON c.code = o.country", Fails("0A000")),
+        case(
+            "SELECT * FROM countries c LEFT JOIN orders o ON c.code = o.country WHERE o.customer_id = {B}",
+            S(1),
+        ),
+        case(
+            "SELECT * FROM generate_series(1, 3) g LEFT JOIN orders o ON o.id = g",
+            Fails("0A000"),
+        ),
+        case(
+            "SELECT * FROM (countries c LEFT JOIN currencies cu ON cu.country = c.code) JOIN orders o ON o.country = c.code",
+            Scatter(ALL.to_vec()),
+        ),
         // Not co-located.
         case("SELECT * FROM orders o JOIN events e ON e.tenant = o.note", Fails("0A000")),
         case(

@@ -69,6 +69,14 @@ impl Router<'_> {
                 table.name, table.key_column
             )));
         }
+        if dml.facts.outer_join_repeats {
+            return Err(unsupported(
+                "an outer join keeping unmatched rows of a table that is not sharded cannot run across shards: each shard would return them",
+            )
+            .with_hint(format!(
+                "keep the sharded table on the preserved side of the join, constrain its sharding key to one shard, or {PICK_A_SHARD}"
+            )));
+        }
         let shards = match &placement.sets[first] {
             Some(set) => set.iter().copied().collect(),
             None => self.shards_of_refs(refs, &sharded)?,

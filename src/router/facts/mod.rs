@@ -127,6 +127,10 @@ pub(super) struct Facts {
     pub writes: Vec<Write>,
     /// `SELECT ... INTO`: the statement creates a table.
     pub creates_table: bool,
+    /// An outer join keeps unmatched rows of a side without sharded tables
+    /// (a reference table, a function) joined to sharded tables: a scatter
+    /// would return those rows once per shard.
+    pub outer_join_repeats: bool,
 }
 
 /// Collects [`Facts`] by walking a statement.

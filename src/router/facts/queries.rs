@@ -7,7 +7,7 @@ use sqlparser::ast::{
 };
 
 use super::conditions::CondUse;
-use super::{RefId, Walker, fold, fold_name};
+use super::{RefClass, RefId, Walker, fold, fold_name};
 
 impl Walker<'_> {
     /// Walks a top-level DML statement (query, INSERT, UPDATE, DELETE,
@@ -137,6 +137,7 @@ impl Walker<'_> {
         for join in &item.joins {
             let left = self.scope().bindings.len();
             self.factor(&join.relation);
+            self.check_preserved_sides(&join.join_operator, tree, left);
             match join_constraint(&join.join_operator) {
                 Some(JoinConstraint::On(on)) => {
                     let restricts = !is_outer(&join.join_operator) && !self.scope().outer_joins;
@@ -151,6 +152,39 @@ impl Walker<'_> {
                 Some(JoinConstraint::Using(columns)) => self.using_edges(columns, tree, left),
                 _ => {}
             }
+        }
+    }
+
+    /// Notes an outer join that keeps unmatched rows of a side without
+    /// sharded tables (bindings `tree..split` on the left, from `split` on
+    /// the right) while the other side has some: run on several shards, it
+    /// would return those rows once per shard.
+    pub(super) fn check_preserved_sides(
+        &mut self,
+        operator: &JoinOperator,
+        tree: usize,
+        split: usize,
+    ) {
+        let (left_kept, right_kept) = match operator {
+            JoinOperator::Left(_) | JoinOperator::LeftOuter(_) => (true, false),
+            JoinOperator::Right(_) | JoinOperator::RightOuter(_) => (false, true),
+            other if is_outer(other) => (true, true),
+            _ => (false, false),
+        };
+        let bindings = &self.scopes.last().map_or(&[][..], |s| &s.bindings[..]);
+        let sharded = |range: &[super::Binding]| {
+            range
+                .iter()
+                .filter_map(|b| b.target)
+                .any(|id| self.facts.refs[id].class == RefClass::Sharded)
+        };
+        let split = split.min(bindings.len());
+        let (left, right) = (
+            sharded(&bindings[tree.min(split)..split]),
+            sharded(&bindings[split..]),
+        );
+        if (left_kept && !left && right) || (right_kept && !right && left) {
+            self.facts.outer_join_repeats = true;
         }
     }
 
