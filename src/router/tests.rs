@@ -179,7 +179,10 @@ fn fake_plan(query: &Query) -> Result<ScatterPlan, String> {
 enum Want {
     S(usize),
     Scatter(Vec<usize>),
+    /// AllShards, each shard's own rows.
     All(Vec<usize>),
+    /// AllShards, the same copy on every shard.
+    Copies(Vec<usize>),
     Concat(Vec<usize>),
     SplitCopy(Vec<usize>),
     /// (shard, original rows) per part.
@@ -305,7 +308,14 @@ fn outcome(result: Result<Route, crate::net::messages::PgError>) -> Want {
     match result {
         Ok(Route::Single(shard)) => S(shard),
         Ok(Route::Scatter { shards, .. }) => Scatter(shards),
-        Ok(Route::AllShards { shards }) => All(shards),
+        Ok(Route::AllShards {
+            shards,
+            replicated: false,
+        }) => All(shards),
+        Ok(Route::AllShards {
+            shards,
+            replicated: true,
+        }) => Copies(shards),
         Ok(Route::Concat { shards }) => Concat(shards),
         Ok(Route::SplitCopy { shards }) => SplitCopy(shards),
         Ok(Route::SplitInsert { parts }) => {
@@ -720,8 +730,8 @@ fn writes() -> Vec<Case> {
         .session_key("{B}"),
         case("INSERT INTO orders (customer_id) SELECT customer_id FROM customers", S(2))
             .session_key("{C}"),
-        case("INSERT INTO countries (code, name) VALUES ('fr', 'France')", All(ALL.to_vec())),
-        case("INSERT INTO countries (code) SELECT code FROM currencies", All(ALL.to_vec())),
+        case("INSERT INTO countries (code, name) VALUES ('fr', 'France')", Copies(ALL.to_vec())),
+        case("INSERT INTO countries (code) SELECT code FROM currencies", Copies(ALL.to_vec())),
         case("INSERT INTO countries (code) SELECT country FROM orders", Fails("0A000")),
         case("INSERT INTO settings (k, v) VALUES ('a', 'b')", S(0)),
         case("INSERT INTO settings (k) SELECT code FROM countries", S(0)),
@@ -763,7 +773,7 @@ fn writes() -> Vec<Case> {
             "UPDATE orders o SET country = c.code FROM countries c WHERE o.customer_id = {A} AND c.name = 'x'",
             S(0),
         ),
-        case("UPDATE countries SET name = 'x' WHERE code = 'fr'", All(ALL.to_vec())),
+        case("UPDATE countries SET name = 'x' WHERE code = 'fr'", Copies(ALL.to_vec())),
         case("UPDATE countries c SET name = o.note FROM orders o WHERE o.customer_id = {B}", Fails("0A000")),
         case("UPDATE settings SET v = 'x'", S(0)),
         case("UPDATE settings SET v = (SELECT note FROM orders WHERE customer_id = {A})", S(0)),
@@ -795,7 +805,7 @@ fn writes() -> Vec<Case> {
             "DELETE FROM orders o WHERE o.customer_id = {C} AND o.country IN (SELECT code FROM countries)",
             S(2),
         ),
-        case("DELETE FROM countries WHERE code = 'fr'", All(ALL.to_vec())),
+        case("DELETE FROM countries WHERE code = 'fr'", Copies(ALL.to_vec())),
         case("DELETE FROM settings WHERE k = 'a'", S(0)),
         // Data-modifying CTEs and MERGE.
         case(
@@ -851,26 +861,29 @@ fn writes() -> Vec<Case> {
 fn others() -> Vec<Case> {
     vec![
         // DDL.
-        case("CREATE TABLE t (a int)", All(ALL.to_vec())),
-        case("CREATE INDEX ON orders (note)", All(ALL.to_vec())),
-        case("ALTER TABLE orders ADD COLUMN x int", All(ALL.to_vec())),
-        case("DROP TABLE orders", All(ALL.to_vec())),
-        case("TRUNCATE orders, customers", All(ALL.to_vec())),
-        case("COMMENT ON TABLE orders IS 'x'", All(ALL.to_vec())),
-        case("GRANT SELECT ON orders TO bob", All(ALL.to_vec())),
-        case("CREATE VIEW v AS SELECT * FROM orders", All(ALL.to_vec())),
+        case("CREATE TABLE t (a int)", Copies(ALL.to_vec())),
+        case("CREATE INDEX ON orders (note)", Copies(ALL.to_vec())),
+        case("ALTER TABLE orders ADD COLUMN x int", Copies(ALL.to_vec())),
+        case("DROP TABLE orders", Copies(ALL.to_vec())),
+        case("TRUNCATE orders, customers", Copies(ALL.to_vec())),
+        case("COMMENT ON TABLE orders IS 'x'", Copies(ALL.to_vec())),
+        case("GRANT SELECT ON orders TO bob", Copies(ALL.to_vec())),
+        case(
+            "CREATE VIEW v AS SELECT * FROM orders",
+            Copies(ALL.to_vec()),
+        ),
         case("/* shardwire: shard=2 */ CREATE TABLE t (a int)", S(2)),
         case(
             "/* shardwire: sharding_key=5 */ CREATE TABLE t (a int)",
-            All(ALL.to_vec()),
+            Copies(ALL.to_vec()),
         ),
         case("CREATE TABLE t AS SELECT * FROM orders", Fails("0A000")),
         case("CREATE TABLE t AS SELECT * FROM settings", Fails("0A000")),
         case(
             "CREATE TABLE t AS SELECT * FROM countries",
-            All(ALL.to_vec()),
+            Copies(ALL.to_vec()),
         ),
-        case("CREATE TABLE t AS SELECT 1 AS a", All(ALL.to_vec())),
+        case("CREATE TABLE t AS SELECT 1 AS a", Copies(ALL.to_vec())),
         case("SELECT * INTO t FROM orders", Fails("0A000")),
         case("SELECT * INTO t FROM orders", S(1)).session_shard(1),
         // Transaction control and settings.
@@ -899,7 +912,7 @@ fn others() -> Vec<Case> {
         case("COPY orders TO STDOUT", S(1)).session_key("{B}"),
         case("COPY orders FROM '/tmp/x'", Fails("0A000")),
         case("COPY orders TO PROGRAM 'cat'", Fails("0A000")),
-        case("COPY countries FROM STDIN", All(ALL.to_vec())),
+        case("COPY countries FROM STDIN", Copies(ALL.to_vec())),
         case("COPY countries FROM '/tmp/x'", Fails("0A000")),
         case("COPY countries TO STDOUT", S(0)),
         case("COPY settings FROM STDIN", S(0)),

@@ -7,7 +7,7 @@ use crate::router::copy::{CopyDirection, CopyStatement};
 use crate::scatter::{ColumnMerge, ScatterPlan};
 use crate::sharding::map::TableClass;
 
-use super::{Route, Router, on, unsupported};
+use super::{Route, Router, everywhere, unsupported};
 
 impl Router<'_> {
     pub(super) fn copy(&self, copy: &CopyStatement) -> Result<Route, PgError> {
@@ -30,7 +30,7 @@ impl Router<'_> {
                 Ok(Route::Single(self.map.default_shard))
             }
             (TableClass::Reference, CopyDirection::In) => match client_side {
-                Some(_) => Ok(on(self.map.shards.clone())),
+                Some(_) => Ok(everywhere(self.map)),
                 None => Err(server_side()),
             },
             (TableClass::Sharded(sharded), direction) => {

@@ -65,12 +65,17 @@ pub enum Route {
         shards: Vec<usize>,
     },
     /// A write or DDL that runs on every listed shard as one atomic
-    /// (two-phase) transaction; the session sums the row counts of
-    /// CommandComplete. Also `COPY FROM STDIN` into a reference table:
-    /// every row goes to every listed shard.
+    /// (two-phase) transaction. Also `COPY FROM STDIN` into a reference
+    /// table: every row goes to every listed shard.
     AllShards {
         /// Config shard indexes, ascending.
         shards: Vec<usize>,
+        /// Every shard holds the same copy of what the statement touches
+        /// (reference tables, DDL): the client gets one shard's result
+        /// (its rows and CommandComplete). Otherwise each shard touches
+        /// its own rows (keyless writes on a sharded table): RETURNING rows
+        /// are concatenated and CommandComplete counts summed.
+        replicated: bool,
     },
     /// A multi-row INSERT whose rows belong to several shards: each part
     /// runs on its shard, atomically together.
@@ -125,7 +130,7 @@ pub fn route(
     match &statement.routing {
         Routing::Refused(message) => Err(unsupported(message.clone())),
         Routing::Session => Ok(Route::Single(router.tableless_shard())),
-        Routing::Everywhere => Ok(on(map.shards.clone())),
+        Routing::Everywhere => Ok(everywhere(map)),
         Routing::Opaque(tables) => router.opaque(tables),
         Routing::Dml(dml) => router.dml(dml),
         Routing::SingleShardOnly { dml, what } => match router.dml(dml)? {
@@ -198,11 +203,28 @@ fn resolve_shard_name(name: &str, names: &[String], map: &ShardMap) -> Result<us
         })
 }
 
-/// One shard as [`Route::Single`], several as [`Route::AllShards`].
+/// Each shard's own rows: one shard as [`Route::Single`], several as
+/// [`Route::AllShards`] with counts summed.
 fn on(shards: Vec<usize>) -> Route {
     match shards.as_slice() {
         [shard] => Route::Single(*shard),
-        _ => Route::AllShards { shards },
+        _ => Route::AllShards {
+            shards,
+            replicated: false,
+        },
+    }
+}
+
+/// The same copy on every shard of the map (reference tables, DDL): one
+/// shard as [`Route::Single`], several as a replicated
+/// [`Route::AllShards`].
+fn everywhere(map: &ShardMap) -> Route {
+    match map.shards.as_slice() {
+        [shard] => Route::Single(*shard),
+        shards => Route::AllShards {
+            shards: shards.to_vec(),
+            replicated: true,
+        },
     }
 }
 
@@ -289,7 +311,7 @@ impl Router<'_> {
 
     fn creates_table(&self, dml: &Dml) -> Result<Route, PgError> {
         match dml.facts.refs.iter().find(|r| r.class != RefClass::Reference) {
-            None => Ok(on(self.map.shards.clone())),
+            None => Ok(everywhere(self.map)),
             Some(source) => Err(unsupported(format!(
                 "creating a table from a query on {} is not supported: every shard would get different rows",
                 source.name

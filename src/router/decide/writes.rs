@@ -11,7 +11,7 @@ use crate::router::keys::{KeySource, row_shard};
 use crate::sharding::map::ShardedTable;
 
 use super::placement::Placement;
-use super::{PICK_A_SHARD, Route, Router, on, unsupported};
+use super::{PICK_A_SHARD, Route, Router, everywhere, on, unsupported};
 
 impl Router<'_> {
     pub(super) fn write(
@@ -27,7 +27,7 @@ impl Router<'_> {
         let shards = |route: &Route| -> Vec<usize> {
             match route {
                 Route::Single(shard) => vec![*shard],
-                Route::AllShards { shards } => shards.clone(),
+                Route::AllShards { shards, .. } => shards.clone(),
                 Route::SplitInsert { parts } => parts.iter().map(|p| p.shard).collect(),
                 _ => Vec::new(),
             }
@@ -93,7 +93,7 @@ impl Router<'_> {
     ) -> Result<Route, PgError> {
         let table_ref = &facts.refs[write.target];
         match table_ref.class {
-            RefClass::Reference => return Ok(on(self.map.shards.clone())),
+            RefClass::Reference => return Ok(everywhere(self.map)),
             RefClass::Unsharded => return Ok(Route::Single(self.map.default_shard)),
             RefClass::Sharded => {}
         }
