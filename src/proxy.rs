@@ -21,6 +21,9 @@ use crate::frontend::auth::UserSecrets;
 use crate::frontend::cancel::CancelRegistry;
 use crate::net::stream::ClientStream;
 
+/// Distinct statement texts whose parse and routing analysis are cached.
+const ROUTER_CACHE_ENTRIES: usize = 10_000;
+
 /// A config snapshot with everything derived from it.
 pub struct Runtime {
     /// The configuration.
@@ -77,6 +80,9 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Clients connected right now.
     pub clients: AtomicUsize,
+    /// Parse and routing-analysis caches, one per sharded database (map
+    /// versions of different databases are unrelated).
+    pub routers: HashMap<String, Arc<crate::router::RouterCache>>,
 }
 
 impl Shared {
@@ -138,11 +144,17 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         }
         _ => None,
     };
+    let routers = config
+        .shard_maps
+        .keys()
+        .map(|db| (db.clone(), Arc::new(crate::router::RouterCache::new(ROUTER_CACHE_ENTRIES))))
+        .collect();
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         pools: Arc::new(Pools::default()),
         cancels: Arc::new(CancelRegistry::default()),
         clients: AtomicUsize::new(0),
+        routers,
     });
     let (stop, stop_rx) = watch::channel(false);
     for listener in tcp {
@@ -154,10 +166,12 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
     });
     let maintenance =
         tokio::spawn(Arc::clone(&shared.pools).maintain_forever(Duration::from_secs(1)));
+    let recovery = tokio::spawn(crate::sharding::recovery::recover_forever(Arc::clone(&shared)));
     let mut stop_rx_maintenance = stop_rx;
     tokio::spawn(async move {
         let _ = stop_rx_maintenance.changed().await;
         maintenance.abort();
+        recovery.abort();
     });
     Ok(ProxyHandle {
         addrs,

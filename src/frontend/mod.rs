@@ -7,6 +7,7 @@ mod io;
 pub mod params;
 pub mod pipeline;
 pub mod session;
+pub mod sharded;
 pub mod startup;
 pub mod statements;
 
@@ -273,9 +274,11 @@ async fn begin_session(
 ) -> Result<Session, PgError> {
     let config = &runtime.config;
     let mode = config.pool_mode(&login.user);
+    let sharding = sharding_state(shared, runtime, &login);
+    let home_shard = sharding.as_ref().map_or(0, |s| s.map.default_shard);
     let pool = shared
         .pools
-        .primary(config, &login.user, &login.database, 0);
+        .primary(config, &login.user, &login.database, home_shard);
     let mut out = BytesMut::new();
     let known = match mode {
         // A transaction-mode client needs no server until its first query
@@ -337,5 +340,26 @@ async fn begin_session(
         closing: None,
         client_unflushed: false,
         client_tls,
+        sharding,
     })
+}
+
+/// Routing state for a client of a sharded database (`None` otherwise).
+fn sharding_state(shared: &Arc<Shared>, runtime: &Runtime, login: &Login) -> Option<Box<sharded::ShardState>> {
+    let config = &runtime.config;
+    let map = config.shard_map(&login.database)?;
+    let pools = (0..config.shards.len())
+        .map(|shard| {
+            map.shards
+                .contains(&shard)
+                .then(|| shared.pools.primary(config, &login.user, &login.database, shard))
+        })
+        .collect();
+    Some(Box::new(sharded::ShardState::new(
+        Arc::clone(map),
+        Arc::clone(shared.routers.get(&login.database)?),
+        config.shards.iter().map(|s| s.name.clone()).collect(),
+        pools,
+        config.proxy.max_message_bytes.saturating_mul(4),
+    )))
 }

@@ -92,6 +92,9 @@ pub enum Synthetic {
     Error(PgError),
     /// ReadyForQuery for a simple query the proxy answered without a server.
     ReadyForQuery(u8),
+    /// Whole messages the proxy composed (a merged cross-shard result, a
+    /// transaction command it answered itself).
+    Raw(Bytes),
 }
 
 /// One expected answer.
@@ -188,6 +191,28 @@ impl Pipeline {
         self.copy_in || self.unsynced || self.has_server_answers_pending()
     }
 
+    /// Whether the server behind this queue holds an unsynced extended batch.
+    pub fn unsynced(&self) -> bool {
+        self.unsynced
+    }
+
+    /// Takes the unsynced flag when the server is parked (sharded sessions
+    /// keep it per server).
+    pub fn take_unsynced(&mut self) -> bool {
+        std::mem::take(&mut self.unsynced)
+    }
+
+    /// Restores the unsynced flag of a server that becomes active again.
+    pub fn set_unsynced(&mut self, unsynced: bool) {
+        self.unsynced = unsynced;
+    }
+
+    /// An error since the last ReadyForQuery: the client's messages are
+    /// skipped until its Sync.
+    pub fn failed(&self) -> bool {
+        self.failed
+    }
+
     /// Whether answers to messages already sent are still to come.
     pub fn has_server_answers_pending(&self) -> bool {
         self.queue
@@ -241,6 +266,7 @@ impl Pipeline {
                 _ if self.failed => {}
                 Synthetic::ParseComplete => put_empty(out, bt::PARSE_COMPLETE),
                 Synthetic::CloseComplete => put_empty(out, bt::CLOSE_COMPLETE),
+                Synthetic::Raw(bytes) => out.extend_from_slice(&bytes),
                 Synthetic::Error(e) => {
                     e.encode(out);
                     self.failed = true;
@@ -307,10 +333,11 @@ impl Pipeline {
             match pending {
                 Pending::Server {
                     expect: Expect::ReadyForQuery | Expect::Sync,
+                    visible,
                     ..
                 } => {
                     self.failed = false;
-                    return Ok(Route::Forward);
+                    return Ok(if visible { Route::Forward } else { Route::Hide });
                 }
                 Pending::Server { creates, .. } => undo(creates, statements, client),
                 Pending::Proxy(_) | Pending::CopyEnd => {}

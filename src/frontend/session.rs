@@ -26,7 +26,7 @@ use crate::net::peek_frame;
 use crate::net::stream::ClientStream;
 
 /// Buffered bytes beyond which the proxy stops reading the other side.
-const HIGH_WATER: usize = 256 * 1024;
+pub(crate) const HIGH_WATER: usize = 256 * 1024;
 
 /// Buffer capacity an idle client may keep.
 const IDLE_BUFFER_LIMIT: usize = 16 * 1024;
@@ -90,6 +90,9 @@ pub struct Session {
     pub client_unflushed: bool,
     /// The client connection is TLS.
     pub client_tls: bool,
+    /// Routing state when the database is sharded (`None`: every statement
+    /// goes to the one server, untouched).
+    pub sharding: Option<Box<super::sharded::ShardState>>,
 }
 
 enum Io {
@@ -181,7 +184,7 @@ impl Session {
         SessionEnd::Fatal(error)
     }
 
-    fn server_lost(&mut self) -> PgError {
+    pub(crate) fn server_lost(&mut self) -> PgError {
         let address = self
             .server
             .as_ref()
@@ -286,6 +289,9 @@ impl Session {
         if self.skip_until_sync && tag != tag::SYNC {
             return Ok(());
         }
+        if self.sharding.is_some() {
+            return self.handle_sharded_message(tag, &message, body).await;
+        }
         match tag {
             tag::SYNC => {
                 self.skip_until_sync = false;
@@ -322,8 +328,67 @@ impl Session {
         }
     }
 
+    /// Messages on a sharded database: routed per statement.
+    async fn handle_sharded_message(
+        &mut self,
+        tag: u8,
+        message: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
+        match tag {
+            tag::SYNC => self.sharded_sync(message).await,
+            tag::QUERY => {
+                if self.mode == PoolMode::Transaction
+                    && let Some(keyword) = session_only_keyword(query_text(body))
+                {
+                    return self.reject_query(keyword).await;
+                }
+                self.sharded_query(message, body).await
+            }
+            tag::PARSE => self.sharded_parse(body).await,
+            tag::BIND => self.sharded_bind(body).await,
+            tag::DESCRIBE => self.sharded_describe(message, body).await,
+            tag::EXECUTE => self.sharded_execute(message, body).await,
+            tag::CLOSE => self.sharded_close(message, body).await,
+            tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL
+                if self.shard_state_ref_opt().is_some_and(|s| s.copy_in.is_some()) =>
+            {
+                self.sharded_copy_message(tag, body).await
+            }
+            tag::FUNCTION_CALL => {
+                let shard = self
+                    .shard_state_ref_opt()
+                    .map_or(0, |s| s.session_shard.unwrap_or(s.map.default_shard));
+                self.activate(shard).await?;
+                self.send_active(message, Expect::ReadyForQuery);
+                Ok(())
+            }
+            tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
+                if let Some(server) = self.server.as_mut() {
+                    server.conn().outbox.extend_from_slice(message);
+                    if tag == tag::COPY_DONE || tag == tag::COPY_FAIL {
+                        self.pipeline.copy_ended();
+                    }
+                }
+                Ok(())
+            }
+            other => Err(PgError::fatal(
+                "08P01",
+                format!(
+                    "invalid frontend message type '{}'",
+                    char::from(other).escape_default()
+                ),
+            )
+            .into()),
+        }
+    }
+
+    fn shard_state_ref_opt(&self) -> Option<&super::sharded::ShardState> {
+        self.sharding.as_deref()
+    }
+
     fn rewrites_statements(&self) -> bool {
-        self.mode == PoolMode::Transaction
+        self.mode == PoolMode::Transaction || self.sharding.is_some()
     }
 
     /// Sends a client message unchanged and records the answer it expects.
@@ -353,7 +418,7 @@ impl Session {
     /// Refuses a statement that cannot work under transaction pooling. Inside
     /// a transaction the server raises the error itself, so the transaction
     /// is aborted exactly as it would be on a direct connection.
-    async fn reject_query(&mut self, keyword: &str) -> Result<(), SessionEnd> {
+    pub(crate) async fn reject_query(&mut self, keyword: &str) -> Result<(), SessionEnd> {
         let (message, hint) = transaction_mode_refusal(keyword);
         match self.server.as_mut() {
             Some(server) => {
@@ -458,7 +523,7 @@ impl Session {
 
     /// Sends Bind or Describe-statement with the client's statement name
     /// replaced by the server's.
-    async fn send_with_statement(
+    pub(crate) async fn send_with_statement(
         &mut self,
         name: &[u8],
         expect: Expect,
@@ -537,7 +602,7 @@ impl Session {
     }
 
     /// Moves whole server messages to the client (or drops the proxy's own).
-    fn handle_server_messages(&mut self) -> Result<(), PgError> {
+    pub(crate) fn handle_server_messages(&mut self) -> Result<(), PgError> {
         let Some(lease) = self.server.as_mut() else {
             return Ok(());
         };
@@ -586,7 +651,19 @@ impl Session {
                             )
                         })?;
                     match tag {
-                        bt::READY_FOR_QUERY => conn.status = body.first().copied().unwrap_or(b'I'),
+                        bt::READY_FOR_QUERY => {
+                            conn.status = body.first().copied().unwrap_or(b'I');
+                            if route == Route::Forward
+                                && let Some(sharding) = self.sharding.as_deref_mut()
+                            {
+                                // The client's status covers every shard of its transaction.
+                                let status = sharding.ready_status(conn.status);
+                                self.outbox.extend_from_slice(&conn.inbox[..frame.len - 1]);
+                                self.outbox.extend_from_slice(&[status]);
+                                conn.inbox.advance(frame.len);
+                                continue;
+                            }
+                        }
                         bt::COMMAND_COMPLETE => {
                             note_command(body, &mut conn.prepared, &mut self.statements)
                         }
@@ -608,6 +685,12 @@ impl Session {
     fn release_if_idle(&mut self) {
         if self.mode != PoolMode::Transaction || self.pipeline.awaits_server() {
             return;
+        }
+        if self.sharding.is_some() {
+            if self.in_transaction() {
+                return;
+            }
+            self.release_parked_if_idle();
         }
         if self
             .server
@@ -635,6 +718,7 @@ impl Session {
     /// At the end of a session: roll back what the client left open and
     /// reset the connection, or close it when its state is unknown.
     async fn release_at_end(&mut self) {
+        self.release_parked_at_end().await;
         self.cancel.slot.set(None);
         let Some(mut lease) = self.server.take() else {
             return;

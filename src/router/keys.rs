@@ -269,7 +269,7 @@ fn is_integer_literal(n: &str) -> bool {
 }
 
 /// A key error as the client sees it.
-pub(super) fn key_error(error: KeyError) -> PgError {
+pub fn key_error(error: KeyError) -> PgError {
     let code = match error {
         KeyError::Invalid { .. } => "22P02",
         KeyError::Unmapped { .. } => "22023",

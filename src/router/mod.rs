@@ -62,6 +62,7 @@ pub use cache::RouterCache;
 pub use copy::{CopyDirection, CopyFormat, CopyTarget};
 pub use decide::{InsertPart, Route, RouteInput, route};
 pub use hint::Hint;
+pub use keys::key_error;
 
 /// The client-side COPY a statement runs (`COPY table [(columns)] FROM
 /// STDIN` or `TO STDOUT`), with its data format; `None` for other

@@ -164,6 +164,7 @@ fn fake_plan(query: &Query) -> Result<ScatterPlan, String> {
         None => Vec::new(),
     };
     Ok(ScatterPlan {
+        wildcard_at: None,
         shard_sql: sql,
         visible_columns: 1,
         merge: MergeSpec {

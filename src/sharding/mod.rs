@@ -9,3 +9,4 @@
 pub mod hash;
 pub mod copy;
 pub mod map;
+pub mod recovery;

