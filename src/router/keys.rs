@@ -197,7 +197,9 @@ fn resolve_filter(
         Err(KeyError::Unmapped { .. }) => Ok(Resolved::NoRow),
         // An integer literal out of the key type's range equals no key
         // (Postgres compares it as a wider type; only text is parsed).
-        Err(KeyError::Invalid { .. }) if matches!(source, KeySource::Number(_)) => {
+        Err(KeyError::Invalid { .. } | KeyError::OutOfRange { .. })
+            if matches!(source, KeySource::Number(_)) =>
+        {
             Ok(Resolved::NoRow)
         }
         Err(error) => Err(key_error(error)),
@@ -272,6 +274,7 @@ fn is_integer_literal(n: &str) -> bool {
 pub fn key_error(error: KeyError) -> PgError {
     let code = match error {
         KeyError::Invalid { .. } => "22P02",
+        KeyError::OutOfRange { .. } => "22003",
         KeyError::Unmapped { .. } => "22023",
     };
     PgError::error(code, error.to_string())

@@ -146,6 +146,15 @@ pub enum KeyError {
         /// The key type's SQL name.
         key_type: &'static str,
     },
+    /// An integer that does not fit the key type (SQLSTATE 22003, as the
+    /// server reports it).
+    #[error("value \"{value}\" is out of range for type {key_type}")]
+    OutOfRange {
+        /// The value as given.
+        value: String,
+        /// The key type's SQL name.
+        key_type: &'static str,
+    },
     /// No range or list entry holds the value (SQLSTATE 22023).
     #[error("no shard holds sharding key value {value} of table {table}")]
     Unmapped {
@@ -178,6 +187,18 @@ pub fn normalize_table_name(parts: &[String]) -> String {
         [.., schema, table] => format!("{schema}.{table}"),
         [] => String::new(),
     }
+}
+
+/// Whether `text` is a well-formed decimal integer for an integer key
+/// type, so failing to parse it means it is out of range.
+fn is_integer_text(key_type: KeyType, text: &str) -> bool {
+    let digits = text.trim();
+    let digits = digits
+        .strip_prefix(['+', '-'])
+        .unwrap_or(digits);
+    matches!(key_type, KeyType::Integer | KeyType::Bigint)
+        && !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// What the map says about one table.
@@ -220,6 +241,10 @@ impl ShardMap {
         };
         match parsed {
             Some(key) => Ok(Some(key)),
+            None if is_integer_text(table.key_type, &written) => Err(KeyError::OutOfRange {
+                value: written.trim().to_string(),
+                key_type: table.key_type.sql_name(),
+            }),
             None => Err(KeyError::Invalid {
                 value: written.into_owned(),
                 column: table.key_column.clone(),
@@ -524,9 +549,8 @@ mod tests {
         let h4 = sharded(&map, "public.h4");
         assert_eq!(
             map.parse_key(h4, KeyInput::Text("2147483648")),
-            Err(KeyError::Invalid {
+            Err(KeyError::OutOfRange {
                 value: "2147483648".into(),
-                column: "k".into(),
                 key_type: "integer",
             })
         );
