@@ -5,6 +5,7 @@
 //! version keeps routing cheap. The cache is bounded (least recently used
 //! entries go first) and shared by all sessions of a database.
 
+use std::collections::HashMap;
 use std::num::NonZeroUsize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -27,6 +28,7 @@ pub struct RouterCache {
     hits: AtomicU64,
     misses: AtomicU64,
     planner: Planner,
+    key_positions: Mutex<Arc<HashMap<String, usize>>>,
 }
 
 impl RouterCache {
@@ -44,6 +46,7 @@ impl RouterCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             planner,
+            key_positions: Mutex::default(),
         }
     }
 
@@ -83,6 +86,30 @@ impl RouterCache {
     /// Whether the cache holds no analysis.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// Where the sharding key sits in each sharded table's column order, as
+    /// learned from the shards so far (see [`super::Route::NeedsKeyPosition`]).
+    pub fn key_positions(&self) -> Arc<HashMap<String, usize>> {
+        Arc::clone(&self.positions())
+    }
+
+    /// Records the key position of `table` learned from a shard.
+    pub fn learn_key_position(&self, table: &str, position: usize) {
+        let mut positions = self.positions();
+        Arc::make_mut(&mut positions).insert(table.to_string(), position);
+    }
+
+    /// Forgets learned key positions: DDL through the proxy may have
+    /// changed a table's columns.
+    pub fn forget_key_positions(&self) {
+        *self.positions() = Arc::default();
+    }
+
+    fn positions(&self) -> std::sync::MutexGuard<'_, Arc<HashMap<String, usize>>> {
+        self.key_positions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// The entries; a panic elsewhere while holding the lock leaves them

@@ -296,6 +296,7 @@ fn run(case: &Case) -> Result<Route, crate::net::messages::PgError> {
         session_shard: case.session_shard,
         session_key: session_key.as_deref(),
         shard_names: &names,
+        key_positions: None,
     };
     route(
         &analysis.statements[0],

@@ -72,7 +72,7 @@ impl Session {
                     _ => CopyPlan::Single(st.map.default_shard),
                 }
             }
-            Route::SplitInsert { .. } => {
+            Route::SplitInsert { .. } | Route::NeedsKeyPosition { .. } => {
                 return Err(PgError::error("XX000", "unexpected route for COPY"));
             }
         })
@@ -430,18 +430,29 @@ async fn flush_shards(copy: &mut CopySplit, threshold: usize) -> Result<(), PgEr
 /// Position of the key column among the COPY's columns: from its column
 /// list, or from the table's column order on a shard.
 async fn key_field(lease: &mut Lease, target: &CopyTarget, table: &ShardedTable) -> Result<usize, PgError> {
-    let missing = || {
-        PgError::error(
-            "0A000",
-            format!(
-                "COPY into sharded table {} must include its sharding key column {}",
-                table.name, table.key_column
-            ),
-        )
-    };
-    if let Some(columns) = &target.columns {
-        return columns.iter().position(|c| *c == table.key_column).ok_or_else(missing);
+    match &target.columns {
+        Some(columns) => columns
+            .iter()
+            .position(|c| *c == table.key_column)
+            .ok_or_else(|| missing_key_column(table)),
+        None => key_position(lease, table, true).await,
     }
+}
+
+fn missing_key_column(table: &ShardedTable) -> PgError {
+    PgError::error(
+        "0A000",
+        format!(
+            "COPY into sharded table {} must include its sharding key column {}",
+            table.name, table.key_column
+        ),
+    )
+}
+
+/// Position of a sharded table's key in the table's column order, read
+/// from the catalog of the shard behind `lease`. COPY without a column
+/// list skips generated columns (`for_copy`); INSERT without one does not.
+pub async fn key_position(lease: &mut Lease, table: &ShardedTable, for_copy: bool) -> Result<usize, PgError> {
     let regclass = table
         .name
         .split('.')
@@ -450,8 +461,9 @@ async fn key_field(lease: &mut Lease, target: &CopyTarget, table: &ShardedTable)
         .join(".");
     let sql = format!(
         "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass \
-         AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
-        quote_literal(&regclass)
+         AND attnum > 0 AND NOT attisdropped {} ORDER BY attnum",
+        quote_literal(&regclass),
+        if for_copy { "AND attgenerated = ''" } else { "" }
     );
     let mut request = BytesMut::new();
     put_query(&mut request, &sql);
@@ -463,7 +475,7 @@ async fn key_field(lease: &mut Lease, target: &CopyTarget, table: &ShardedTable)
         .messages()
         .filter(|(tag, _)| *tag == bt::DATA_ROW)
         .position(|(_, body)| super::twophase::first_text_field(body).as_deref() == Some(&table.key_column))
-        .ok_or_else(missing)
+        .ok_or_else(|| missing_key_column(table))
 }
 
 /// The splitter options matching the COPY statement's.

@@ -113,7 +113,10 @@ impl Session {
             self.reply_error(aborted_transaction(), false);
             return Ok(());
         }
-        let route = match self.route_statement(statement, analysis.hint.as_ref(), Some(&values)) {
+        let route = match self
+            .route_learning(statement, analysis.hint.as_ref(), Some(&values))
+            .await?
+        {
             Ok(route) => route,
             Err(e) => {
                 self.reply_error(e, false);

@@ -106,7 +106,7 @@ impl Session {
             }
             return Ok(());
         }
-        let route = match self.route_statement(statement, hint, None) {
+        let route = match self.route_learning(statement, hint, None).await? {
             Ok(route) => route,
             Err(e) => {
                 self.reply_error(e, true);
@@ -139,6 +139,52 @@ impl Session {
         }
     }
 
+    /// Routes a statement with the session's hints and the bind values,
+    /// learning from a shard where the key of a table sits when an INSERT
+    /// without a column list needs it. DDL forgets what was learned.
+    pub(crate) async fn route_learning(
+        &mut self,
+        statement: &StatementAnalysis,
+        hint: Option<&Hint>,
+        bind: Option<&super::BindValues<'_>>,
+    ) -> Result<Result<Route, PgError>, SessionEnd> {
+        if statement.kind == StatementKind::Ddl {
+            self.shard_state_ref().router.forget_key_positions();
+        }
+        let route = self.route_statement(statement, hint, bind);
+        let Ok(Route::NeedsKeyPosition { table }) = route else {
+            return Ok(route);
+        };
+        if let Err(e) = self.learn_key_position(&table).await? {
+            return Ok(Err(e));
+        }
+        Ok(match self.route_statement(statement, hint, bind) {
+            Ok(Route::NeedsKeyPosition { table }) => Err(PgError::error(
+                "XX000",
+                format!("the sharding key position of {table} could not be learned"),
+            )),
+            other => other,
+        })
+    }
+
+    async fn learn_key_position(&mut self, table: &str) -> Result<Result<(), PgError>, SessionEnd> {
+        let (default, rule) = {
+            let st = self.shard_state_ref();
+            let crate::sharding::map::TableClass::Sharded(rule) = st.map.table(table) else {
+                return Ok(Err(PgError::error("XX000", format!("{table} is not sharded"))));
+            };
+            (st.map.default_shard, rule.clone())
+        };
+        let mut leases = self.take_leases(&[default]).await?;
+        let found = super::copy::key_position(&mut leases[0].1, &rule, false).await;
+        self.return_leases(leases);
+        Ok(found.map(|position| {
+            self.shard_state_ref()
+                .router
+                .learn_key_position(table, position)
+        }))
+    }
+
     /// Routes a statement with the session's hints and the bind values.
     pub(crate) fn route_statement(
         &self,
@@ -147,6 +193,7 @@ impl Session {
         bind: Option<&super::BindValues<'_>>,
     ) -> Result<Route, PgError> {
         let st = self.shard_state_ref();
+        let positions = st.router.key_positions();
         let (params, formats) = match bind {
             Some(b) => (b.values.as_slice(), b.param_formats.as_slice()),
             None => (&[][..], &[][..]),
@@ -157,6 +204,7 @@ impl Session {
             session_shard: st.session_shard,
             session_key: st.session_key.as_deref(),
             shard_names: &st.shard_names,
+            key_positions: Some(&positions),
         };
         crate::router::route(statement, hint, &input, &st.map)
     }
@@ -465,11 +513,17 @@ pub fn route_to_fanout(route: Route, statement: &StatementAnalysis) -> Result<us
             reorder: true,
             replicated: false,
         }),
-        // COPY routes are handled by the COPY path before routing.
+        // COPY routes are handled by the COPY path, and key positions by
+        // `route_learning`, before this point.
         Route::Concat { shards } | Route::SplitCopy { shards } => Err(Fanout::Write {
             parts: Vec::new(),
             reorder: false,
             replicated: shards.is_empty(),
+        }),
+        Route::NeedsKeyPosition { .. } => Err(Fanout::Write {
+            parts: Vec::new(),
+            reorder: false,
+            replicated: false,
         }),
     }
 }

@@ -233,7 +233,12 @@ pub fn first_text_field(body: &[u8]) -> Option<String> {
 
 /// Explains the common reason PREPARE TRANSACTION fails.
 fn refine_prepare_error(error: PgError) -> PgError {
-    if error.code == "55000" && error.message.contains("max_prepared_transactions") {
+    // Postgres says "prepared transactions are disabled" when the setting
+    // is 0, and names max_prepared_transactions when the slots are used up.
+    if error.code == "55000"
+        && (error.message.contains("prepared transactions are disabled")
+            || error.message.contains("max_prepared_transactions"))
+    {
         PgError::error(
             "0A000",
             "this transaction wrote on several shards, which needs two-phase commit, \

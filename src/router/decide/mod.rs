@@ -41,6 +41,10 @@ pub struct RouteInput<'a> {
     /// Config shard names, by config index: resolves `shard=<name>` hints
     /// (a hint may also give the index itself).
     pub shard_names: &'a [String],
+    /// Position of the sharding key in the column order of sharded tables,
+    /// by normalized table name, as learned from a shard: routes an INSERT
+    /// without a column list.
+    pub key_positions: Option<&'a std::collections::HashMap<String, usize>>,
 }
 
 /// Where a statement runs.
@@ -82,6 +86,13 @@ pub enum Route {
     SplitInsert {
         /// One part per shard, ascending by shard.
         parts: Vec<InsertPart>,
+    },
+    /// An INSERT without a column list into this sharded table: the
+    /// caller must learn where the key sits in the table's column order
+    /// (into [`RouteInput::key_positions`]) and route again.
+    NeedsKeyPosition {
+        /// Normalized table name.
+        table: String,
     },
     /// `COPY sharded_table (..) FROM STDIN`: the session sends each data
     /// row to the shard its key field names (see [`super::copy_target`]),

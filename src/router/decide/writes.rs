@@ -157,8 +157,25 @@ impl Router<'_> {
                 table.key_column, table.name, table.key_column
             )));
         }
+        let learned;
+        let keys = match rows.missing {
+            Some(MissingKey::NoColumnList) if self.hinted_row_shard(table)?.is_none() => {
+                let Some(&at) = self.input.key_positions.and_then(|p| p.get(&table.name)) else {
+                    return Ok(Route::NeedsKeyPosition {
+                        table: table.name.clone(),
+                    });
+                };
+                learned = rows
+                    .positional
+                    .iter()
+                    .map(|row| row.get(at).cloned().flatten())
+                    .collect::<Vec<_>>();
+                &learned
+            }
+            _ => &rows.keys,
+        };
         let mut by_shard: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-        for (row, key) in rows.keys.iter().enumerate() {
+        for (row, key) in keys.iter().enumerate() {
             let shard = match key {
                 Some(source) => row_shard(source, table, self.input, self.map)?,
                 None => None,

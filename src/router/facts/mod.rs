@@ -94,6 +94,9 @@ pub(super) struct InsertRows {
     pub keys: Vec<Option<KeySource>>,
     /// Why no row gives its key, when the statement's shape says so.
     pub missing: Option<MissingKey>,
+    /// Without a column list: every value of every row (the key's position
+    /// in the table's column order is learned from a shard when routing).
+    pub positional: Vec<Vec<Option<KeySource>>>,
     /// The statement, kept to render per-shard parts; only for sharded
     /// targets with several rows, and not inside a WITH query.
     pub statement: Option<Box<Insert>>,

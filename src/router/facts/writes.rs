@@ -44,6 +44,7 @@ impl Walker<'_> {
                 None => WriteKind::Rows(InsertRows {
                     keys: vec![None],
                     missing: Some(MissingKey::DefaultValues),
+                    positional: Vec::new(),
                     statement: None,
                     conflict_updates_key: false,
                 }),
@@ -82,6 +83,13 @@ impl Walker<'_> {
                     .ok_or(MissingKey::NotListed)
             }
         });
+        let positional = if matches!(position, Some(Err(MissingKey::NoColumnList))) {
+            rows.iter()
+                .map(|row| row.iter().map(key_source).collect())
+                .collect()
+        } else {
+            Vec::new()
+        };
         let (keys, missing) = match position {
             Some(Ok(at)) => (
                 rows.iter()
@@ -99,6 +107,7 @@ impl Walker<'_> {
         InsertRows {
             keys,
             missing,
+            positional,
             statement,
             conflict_updates_key: false,
         }
