@@ -147,7 +147,12 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
     let routers = config
         .shard_maps
         .keys()
-        .map(|db| (db.clone(), Arc::new(crate::router::RouterCache::new(ROUTER_CACHE_ENTRIES))))
+        .map(|db| {
+            (
+                db.clone(),
+                Arc::new(crate::router::RouterCache::new(ROUTER_CACHE_ENTRIES)),
+            )
+        })
         .collect();
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
@@ -166,7 +171,9 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
     });
     let maintenance =
         tokio::spawn(Arc::clone(&shared.pools).maintain_forever(Duration::from_secs(1)));
-    let recovery = tokio::spawn(crate::sharding::recovery::recover_forever(Arc::clone(&shared)));
+    let recovery = tokio::spawn(crate::sharding::recovery::recover_forever(Arc::clone(
+        &shared,
+    )));
     let mut stop_rx_maintenance = stop_rx;
     tokio::spawn(async move {
         let _ = stop_rx_maintenance.changed().await;

@@ -73,7 +73,9 @@ async fn ids_per_shard(env: &ShardedEnv, sql: &str) -> Vec<Vec<i64>> {
 }
 
 fn sqlstate(e: &tokio_postgres::Error) -> String {
-    e.code().map(|c| c.code().to_string()).unwrap_or_else(|| format!("no SQLSTATE: {e}"))
+    e.code()
+        .map(|c| c.code().to_string())
+        .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +93,9 @@ async fn rows_land_on_their_shard_in_both_protocols() {
                 .expect("insert with params");
         } else {
             client
-                .batch_execute(&format!("INSERT INTO accounts (id, name, balance) VALUES ({id}, 'a{id}', 10)"))
+                .batch_execute(&format!(
+                    "INSERT INTO accounts (id, name, balance) VALUES ({id}, 'a{id}', 10)"
+                ))
                 .await
                 .expect("insert literal");
         }
@@ -100,7 +104,11 @@ async fn rows_land_on_their_shard_in_both_protocols() {
     for (shard, ids) in per_shard.iter().enumerate() {
         assert!(!ids.is_empty(), "shard {shard} got rows");
         for id in ids {
-            assert_eq!(shard_of(&env, "accounts", *id), shard, "row {id} on shard {shard}");
+            assert_eq!(
+                shard_of(&env, "accounts", *id),
+                shard,
+                "row {id} on shard {shard}"
+            );
         }
     }
     assert_eq!(per_shard.iter().map(Vec::len).sum::<usize>(), 60);
@@ -115,11 +123,28 @@ async fn rows_land_on_their_shard_in_both_protocols() {
             .simple_query(&format!("SELECT name FROM accounts WHERE id = {id}"))
             .await
             .expect("simple point read");
-        assert_eq!(rows.iter().filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))).count(), 1);
+        assert_eq!(
+            rows.iter()
+                .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                .count(),
+            1
+        );
     }
     // Updates and deletes by key.
-    assert_eq!(client.execute("UPDATE accounts SET balance = 20 WHERE id = $1", &[&7i64]).await.unwrap(), 1);
-    assert_eq!(client.execute("DELETE FROM accounts WHERE id IN (1, 2, 3)", &[]).await.unwrap(), 3);
+    assert_eq!(
+        client
+            .execute("UPDATE accounts SET balance = 20 WHERE id = $1", &[&7i64])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        client
+            .execute("DELETE FROM accounts WHERE id IN (1, 2, 3)", &[])
+            .await
+            .unwrap(),
+        3
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,13 +153,25 @@ async fn scatter_gather_merges_like_one_postgres() {
     let client = env.connect().await;
     let mut values = Vec::new();
     for id in 1..=300i64 {
-        values.push(format!("({id}, 'n{id}', '{}', {}.{:02})", ["eu", "us", "ap"][id as usize % 3], id * 3, id % 100));
+        values.push(format!(
+            "({id}, 'n{id}', '{}', {}.{:02})",
+            ["eu", "us", "ap"][id as usize % 3],
+            id * 3,
+            id % 100
+        ));
     }
     client
-        .batch_execute(&format!("INSERT INTO accounts (id, name, region, balance) VALUES {}", values.join(",")))
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name, region, balance) VALUES {}",
+            values.join(",")
+        ))
         .await
         .expect("split multi-row insert");
-    let count: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 300);
     let rows = client
         .query("SELECT region, count(*), sum(balance), min(name), max(id), avg(id) FROM accounts GROUP BY region ORDER BY region", &[])
@@ -155,7 +192,10 @@ async fn scatter_gather_merges_like_one_postgres() {
     });
     assert_eq!(avg.as_deref(), Some("150.5000000000000000"));
     let top: Vec<i64> = client
-        .query("SELECT id FROM accounts ORDER BY id DESC LIMIT 5 OFFSET 2", &[])
+        .query(
+            "SELECT id FROM accounts ORDER BY id DESC LIMIT 5 OFFSET 2",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -163,7 +203,10 @@ async fn scatter_gather_merges_like_one_postgres() {
         .collect();
     assert_eq!(top, vec![298, 297, 296, 295, 294]);
     let having: Vec<String> = client
-        .query("SELECT region FROM accounts GROUP BY region HAVING sum(id) > 15000 ORDER BY 1", &[])
+        .query(
+            "SELECT region FROM accounts GROUP BY region HAVING sum(id) > 15000 ORDER BY 1",
+            &[],
+        )
         .await
         .unwrap()
         .iter()
@@ -221,17 +264,34 @@ async fn split_insert_returns_rows_in_order_and_reference_tables_copy_everywhere
 async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
     let env = env().await;
     let mut client = env.connect().await;
-    let (a, b) = (1i64, (2..100).find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1)).unwrap());
+    let (a, b) = (
+        1i64,
+        (2..100)
+            .find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1))
+            .unwrap(),
+    );
     let tx = client.transaction().await.unwrap();
-    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'one')", &[&a]).await.unwrap();
-    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'two')", &[&b]).await.unwrap();
+    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'one')", &[&a])
+        .await
+        .unwrap();
+    tx.execute("INSERT INTO accounts (id, name) VALUES ($1, 'two')", &[&b])
+        .await
+        .unwrap();
     tx.commit().await.expect("two-phase commit");
-    let count: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 2);
     // Rolled back: nothing anywhere.
     let tx = client.transaction().await.unwrap();
-    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&a]).await.unwrap();
-    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&b]).await.unwrap();
+    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&a])
+        .await
+        .unwrap();
+    tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&b])
+        .await
+        .unwrap();
     tx.rollback().await.unwrap();
     let changed: i64 = client
         .query_one("SELECT count(*) FROM accounts WHERE name = 'changed'", &[])
@@ -242,15 +302,22 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
     // A failure on the second shard aborts the whole transaction.
     client.batch_execute("BEGIN").await.unwrap();
     client
-        .batch_execute(&format!("UPDATE accounts SET name = 'changed' WHERE id = {a}"))
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'changed' WHERE id = {a}"
+        ))
         .await
         .unwrap();
     let err = client
-        .batch_execute(&format!("INSERT INTO accounts (id, name) VALUES ({b}, 'dup')"))
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES ({b}, 'dup')"
+        ))
         .await
         .expect_err("duplicate key");
     assert_eq!(sqlstate(&err), "23505");
-    let err = client.batch_execute("SELECT 1").await.expect_err("aborted transaction");
+    let err = client
+        .batch_execute("SELECT 1")
+        .await
+        .expect_err("aborted transaction");
     assert_eq!(sqlstate(&err), "25P02");
     client.batch_execute("COMMIT").await.unwrap();
     let changed: i64 = client
@@ -291,8 +358,14 @@ async fn keyless_writes_unsupported_joins_and_hints() {
         .expect_err("join not on the key");
     assert_eq!(sqlstate(&err), "0A000");
     // Explicit routing: the shard setting, and a comment hint.
-    client.batch_execute("SET shardwire.shard = 'shard2'").await.unwrap();
-    client.batch_execute("CREATE TABLE only_here (x int)").await.unwrap();
+    client
+        .batch_execute("SET shardwire.shard = 'shard2'")
+        .await
+        .unwrap();
+    client
+        .batch_execute("CREATE TABLE only_here (x int)")
+        .await
+        .unwrap();
     client.batch_execute("RESET shardwire.shard").await.unwrap();
     let exists: bool = env
         .connect_shard(2)
@@ -306,10 +379,16 @@ async fn keyless_writes_unsupported_joins_and_hints() {
         .simple_query("/* shardwire: shard=shard2 */ SELECT count(*) FROM only_here")
         .await
         .expect("hinted read");
-    assert!(rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_))));
+    assert!(
+        rows.iter()
+            .any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+    );
     // A session key routes statements that do not name their key: the
     // rows seen are those of key 2's shard.
-    client.batch_execute("SET shardwire.sharding_key = '2'").await.unwrap();
+    client
+        .batch_execute("SET shardwire.sharding_key = '2'")
+        .await
+        .unwrap();
     let seen: i64 = client
         .query_one("SELECT count(*) FROM accounts", &[])
         .await
@@ -323,7 +402,10 @@ async fn keyless_writes_unsupported_joins_and_hints() {
         .unwrap()
         .get(0);
     assert_eq!(seen, there);
-    client.batch_execute("RESET shardwire.sharding_key").await.unwrap();
+    client
+        .batch_execute("RESET shardwire.sharding_key")
+        .await
+        .unwrap();
     let err = client
         .batch_execute("SET shardwire.shard = 'nowhere'")
         .await
@@ -346,7 +428,9 @@ async fn copy_splits_200k_rows_onto_their_shards() {
     futures::pin_mut!(sink);
     use futures::SinkExt;
     for chunk in data.as_bytes().chunks(65_536) {
-        sink.send(bytes::Bytes::copy_from_slice(chunk)).await.expect("copy data");
+        sink.send(bytes::Bytes::copy_from_slice(chunk))
+            .await
+            .expect("copy data");
     }
     let n = sink.finish().await.expect("copy finishes");
     assert_eq!(n, 200_000);
@@ -361,10 +445,17 @@ async fn copy_splits_200k_rows_onto_their_shards() {
                 *wrong.entry(*key).or_insert(0) += 1;
             }
         }
-        assert!(wrong.is_empty(), "shard {shard} holds rows of other shards: {wrong:?}");
+        assert!(
+            wrong.is_empty(),
+            "shard {shard} holds rows of other shards: {wrong:?}"
+        );
     }
     assert_eq!(total, 200_000);
-    let count: i64 = client.query_one("SELECT count(*) FROM orders", &[]).await.unwrap().get(0);
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM orders", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(count, 200_000);
     let out = client
         .copy_out("COPY orders TO STDOUT")
@@ -374,7 +465,11 @@ async fn copy_splits_200k_rows_onto_their_shards() {
     use futures::StreamExt;
     let mut lines = 0usize;
     while let Some(chunk) = out.next().await {
-        lines += chunk.expect("copy out data").iter().filter(|&&b| b == b'\n').count();
+        lines += chunk
+            .expect("copy out data")
+            .iter()
+            .filter(|&&b| b == b'\n')
+            .count();
     }
     assert_eq!(lines, 200_000);
 }

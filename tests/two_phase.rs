@@ -89,7 +89,10 @@ async fn balances(shards: &[LocalCluster]) -> Vec<i64> {
     for shard in shards {
         let n: i64 = direct(shard)
             .await
-            .query_one("SELECT coalesce(sum(balance), 0)::bigint FROM accounts", &[])
+            .query_one(
+                "SELECT coalesce(sum(balance), 0)::bigint FROM accounts",
+                &[],
+            )
             .await
             .unwrap()
             .get(0);
@@ -124,7 +127,11 @@ async fn crash_and_recover(fault: &str) -> (Vec<i64>, Vec<i64>) {
     let map_path = dir.path().join("map.toml");
     std::fs::write(&map_path, MAP).unwrap();
     let mut config = sharded_config(&shards, MAP);
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     config.proxy.listen = vec![format!("127.0.0.1:{port}")];
     config.databases[0].shard_map = Some(map_path.clone());
     let config_path = dir.path().join("shardwire.toml");
@@ -133,29 +140,46 @@ async fn crash_and_recover(fault: &str) -> (Vec<i64>, Vec<i64>) {
 
     let mut proxy = spawn_proxy(&config_path, Some(fault));
     let client = wait_connect(port).await;
-    client.batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 100)")).await.unwrap();
-    client.batch_execute(&format!("INSERT INTO accounts VALUES ({b}, 100)")).await.unwrap();
-    let before = balances(&shards).await;
-    client.batch_execute("BEGIN").await.unwrap();
     client
-        .batch_execute(&format!("UPDATE accounts SET balance = balance - 30 WHERE id = {a}"))
+        .batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 100)"))
         .await
         .unwrap();
     client
-        .batch_execute(&format!("UPDATE accounts SET balance = balance + 30 WHERE id = {b}"))
+        .batch_execute(&format!("INSERT INTO accounts VALUES ({b}, 100)"))
+        .await
+        .unwrap();
+    let before = balances(&shards).await;
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET balance = balance - 30 WHERE id = {a}"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET balance = balance + 30 WHERE id = {b}"
+        ))
         .await
         .unwrap();
     let commit = client.batch_execute("COMMIT").await;
     assert!(commit.is_err(), "the proxy dies during COMMIT");
     let status = proxy.wait().expect("proxy exits");
     assert!(!status.success(), "the fault point aborts the proxy");
-    assert_eq!(prepared_count(&shards).await, 2, "both shards hold the prepared transaction");
+    assert_eq!(
+        prepared_count(&shards).await,
+        2,
+        "both shards hold the prepared transaction"
+    );
 
     let mut proxy = spawn_proxy(&config_path, None);
     let _client = wait_connect(port).await;
     let deadline = Instant::now() + Duration::from_secs(90);
     while prepared_count(&shards).await > 0 {
-        assert!(Instant::now() < deadline, "recovery did not resolve the prepared transactions");
+        assert!(
+            Instant::now() < deadline,
+            "recovery did not resolve the prepared transactions"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let after = balances(&shards).await;
@@ -167,7 +191,10 @@ async fn crash_and_recover(fault: &str) -> (Vec<i64>, Vec<i64>) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_after_prepare_rolls_back_on_every_shard() {
     let (before, after) = crash_and_recover("2pc-after-prepare").await;
-    assert_eq!(before, after, "no decision was recorded: neither shard commits");
+    assert_eq!(
+        before, after,
+        "no decision was recorded: neither shard commits"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -178,7 +205,11 @@ async fn killed_after_the_decision_commits_on_every_shard() {
     let moved: Vec<i64> = before.iter().zip(&after).map(|(b, a)| a - b).collect();
     let mut sorted = moved.clone();
     sorted.sort();
-    assert_eq!(sorted, vec![-30, 30], "each shard applied its half: {moved:?}");
+    assert_eq!(
+        sorted,
+        vec![-30, 30],
+        "each shard applied its half: {moved:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -193,15 +224,38 @@ async fn without_prepared_transaction_slots_cross_shard_writes_get_a_clear_error
     let client = env.connect().await;
     let (a, b) = keys_on_two_shards(&env.config);
     client.batch_execute("BEGIN").await.unwrap();
-    client.batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 1)")).await.unwrap();
-    client.batch_execute(&format!("INSERT INTO accounts VALUES ({b}, 1)")).await.unwrap();
-    let err = client.batch_execute("COMMIT").await.expect_err("2PC impossible");
+    client
+        .batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 1)"))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!("INSERT INTO accounts VALUES ({b}, 1)"))
+        .await
+        .unwrap();
+    let err = client
+        .batch_execute("COMMIT")
+        .await
+        .expect_err("2PC impossible");
     assert_eq!(err.code().map(|c| c.code()), Some("0A000"), "{err:?}");
-    assert!(err.to_string().contains("max_prepared_transactions") || format!("{err:?}").contains("max_prepared_transactions"));
+    assert!(
+        err.to_string().contains("max_prepared_transactions")
+            || format!("{err:?}").contains("max_prepared_transactions")
+    );
     // Nothing was committed anywhere; single-shard work still commits.
-    let n: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 0);
-    client.batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 1)")).await.unwrap();
-    let n: i64 = client.query_one("SELECT count(*) FROM accounts", &[]).await.unwrap().get(0);
+    client
+        .batch_execute(&format!("INSERT INTO accounts VALUES ({a}, 1)"))
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
     assert_eq!(n, 1);
 }

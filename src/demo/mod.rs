@@ -11,8 +11,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::config::{Config, Shard, User};
-use crate::sharding::map::ShardMap;
 use crate::localcluster::{ClusterOptions, LocalCluster, Role};
+use crate::sharding::map::ShardMap;
 
 /// The demo's client-side user, password and database.
 pub const DEMO_USER: &str = "demo";
@@ -188,7 +188,10 @@ async fn load_data(url: &str, generator: &LocalCluster) -> Result<()> {
     if loaded {
         return Ok(());
     }
-    println!("loading demo data through the proxy (COPY, split across {} shards) ...", SHARDS.len());
+    println!(
+        "loading demo data through the proxy (COPY, split across {} shards) ...",
+        SHARDS.len()
+    );
     proxy
         .batch_execute("TRUNCATE transactions, holdings, portfolios, clients, prices, assets")
         .await
@@ -230,7 +233,9 @@ async fn copy_through(
     query: &str,
 ) -> Result<()> {
     use futures::{SinkExt, StreamExt};
-    let rows = source.copy_out(&format!("COPY ({query}) TO STDOUT")).await?;
+    let rows = source
+        .copy_out(&format!("COPY ({query}) TO STDOUT"))
+        .await?;
     let sink = proxy.copy_in(&format!("COPY {table} FROM STDIN")).await?;
     futures::pin_mut!(rows, sink);
     while let Some(chunk) = rows.next().await {

@@ -345,14 +345,20 @@ async fn begin_session(
 }
 
 /// Routing state for a client of a sharded database (`None` otherwise).
-fn sharding_state(shared: &Arc<Shared>, runtime: &Runtime, login: &Login) -> Option<Box<sharded::ShardState>> {
+fn sharding_state(
+    shared: &Arc<Shared>,
+    runtime: &Runtime,
+    login: &Login,
+) -> Option<Box<sharded::ShardState>> {
     let config = &runtime.config;
     let map = config.shard_map(&login.database)?;
     let pools = (0..config.shards.len())
         .map(|shard| {
-            map.shards
-                .contains(&shard)
-                .then(|| shared.pools.primary(config, &login.user, &login.database, shard))
+            map.shards.contains(&shard).then(|| {
+                shared
+                    .pools
+                    .primary(config, &login.user, &login.database, shard)
+            })
         })
         .collect();
     Some(Box::new(sharded::ShardState::new(

@@ -351,7 +351,9 @@ impl Session {
             tag::EXECUTE => self.sharded_execute(message, body).await,
             tag::CLOSE => self.sharded_close(message, body).await,
             tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL
-                if self.shard_state_ref_opt().is_some_and(|s| s.copy_in.is_some()) =>
+                if self
+                    .shard_state_ref_opt()
+                    .is_some_and(|s| s.copy_in.is_some()) =>
             {
                 self.sharded_copy_message(tag, body).await
             }

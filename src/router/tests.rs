@@ -188,6 +188,8 @@ enum Want {
     SplitCopy(Vec<usize>),
     /// (shard, original rows) per part.
     Split(Vec<(usize, Vec<usize>)>),
+    /// The key position of this table must be learned first.
+    NeedsKey(&'static str),
     Fails(&'static str),
 }
 use Want::*;
@@ -323,6 +325,11 @@ fn outcome(result: Result<Route, crate::net::messages::PgError>) -> Want {
         Ok(Route::SplitInsert { parts }) => {
             Split(parts.into_iter().map(|p| (p.shard, p.rows)).collect())
         }
+        Ok(Route::NeedsKeyPosition { table }) => NeedsKey(if table == "public.orders" {
+            "public.orders"
+        } else {
+            "other"
+        }),
         Err(error) => Fails(match error.code.as_str() {
             "0A000" => "0A000",
             "22P02" => "22P02",
@@ -682,7 +689,7 @@ fn writes() -> Vec<Case> {
             Split(vec![(0, vec![0]), (1, vec![1]), (2, vec![2])]),
         )
         .text(&[Some("{A}"), Some("{B}"), Some("{C}")]),
-        case("INSERT INTO orders VALUES ({B}, 'x')", Fails("0A000")),
+        case("INSERT INTO orders VALUES ({B}, 'x')", NeedsKey("public.orders")),
         case("INSERT INTO orders VALUES ({B}, 'x')", S(2)).session_key("{C}"),
         case("/* shardwire: sharding_key={B} */ INSERT INTO orders VALUES ({B}, 'x')", S(1)),
         case("/* shardwire: shard=2 */ INSERT INTO orders VALUES ({B}, 'x')", S(2)),
@@ -1298,9 +1305,11 @@ fn errors_say_what_to_change() {
         "{hint}"
     );
 
-    let (_, text, hint) = message("INSERT INTO orders VALUES (1)");
+    let (_, text, hint) = message("INSERT INTO orders (note) VALUES ('x')");
     assert!(
-        text.contains("column list") && hint.contains("INSERT INTO public.orders (customer_id")
+        text.contains("must give its sharding key")
+            && hint.contains("INSERT INTO public.orders (customer_id"),
+        "{text} / {hint}"
     );
 
     let (code, text, _) = message("SELECT * FROM orders WHERE customer_id = 'x'");
@@ -1457,5 +1466,35 @@ fn deep_expressions_are_routed_without_analysis() {
     assert_eq!(
         route(&analysis.statements[0], None, &RouteInput::default(), &map),
         Ok(Route::Single(0))
+    );
+}
+
+#[test]
+fn inserts_without_a_column_list_route_by_the_learned_key_position() {
+    let map = test_map(false);
+    let names = shard_names();
+    let positions: std::collections::HashMap<String, usize> =
+        [("public.orders".to_string(), 0)].into_iter().collect();
+    let input = RouteInput {
+        shard_names: &names,
+        key_positions: Some(&positions),
+        ..RouteInput::default()
+    };
+    let routed = |sql: &str| {
+        let sql = fill(sql);
+        let analysis = analyze_with(&sql, &map, fake_plan);
+        outcome(route(&analysis.statements[0], None, &input, &map))
+    };
+    assert_eq!(routed("INSERT INTO orders VALUES ({B}, 'x')"), S(1));
+    assert_eq!(routed("INSERT INTO orders VALUES ({C}, 'x')"), S(2));
+    assert_eq!(
+        routed("INSERT INTO orders VALUES ({B}, 'x'), ({C}, 'y'), ({B}, 'z')"),
+        Split(vec![(1, vec![0, 2]), (2, vec![1])])
+    );
+    // A row whose key position holds an expression is refused, as with a
+    // column list.
+    assert_eq!(
+        routed("INSERT INTO orders VALUES (now(), 'x')"),
+        Fails("0A000")
     );
 }

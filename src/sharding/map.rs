@@ -193,9 +193,7 @@ pub fn normalize_table_name(parts: &[String]) -> String {
 /// type, so failing to parse it means it is out of range.
 fn is_integer_text(key_type: KeyType, text: &str) -> bool {
     let digits = text.trim();
-    let digits = digits
-        .strip_prefix(['+', '-'])
-        .unwrap_or(digits);
+    let digits = digits.strip_prefix(['+', '-']).unwrap_or(digits);
     matches!(key_type, KeyType::Integer | KeyType::Bigint)
         && !digits.is_empty()
         && digits.bytes().all(|b| b.is_ascii_digit())

@@ -6,7 +6,7 @@
 //! shardwire can be re-partitioned by Postgres itself with the same result.
 //! [`map`] holds the shard map: buckets, tables, strategies, groups.
 
-pub mod hash;
 pub mod copy;
+pub mod hash;
 pub mod map;
 pub mod recovery;

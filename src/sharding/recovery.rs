@@ -30,10 +30,16 @@ pub async fn recover_all(config: &Config) -> usize {
         let Some(map) = config.shard_map(&database.name) else {
             continue;
         };
-        for user in config.users.iter().filter(|u| u.server_password().is_some()) {
+        for user in config
+            .users
+            .iter()
+            .filter(|u| u.server_password().is_some())
+        {
             match recover(config, map, database.server_database(), user).await {
                 Ok(n) => resolved += n,
-                Err(e) => tracing::debug!(database = %database.name, user = %user.name, error = %e, "in-doubt recovery skipped"),
+                Err(e) => {
+                    tracing::debug!(database = %database.name, user = %user.name, error = %e, "in-doubt recovery skipped")
+                }
             }
         }
     }
@@ -52,9 +58,16 @@ pub async fn recover_forever(shared: std::sync::Arc<crate::proxy::Shared>) {
     }
 }
 
-async fn connect(config: &Config, shard: usize, database: &str, user: &User) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+async fn connect(
+    config: &Config,
+    shard: usize,
+    database: &str,
+    user: &User,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
     let address = &config.shards[shard].primary;
-    let (host, port) = address.rsplit_once(':').unwrap_or((address.as_str(), "5432"));
+    let (host, port) = address
+        .rsplit_once(':')
+        .unwrap_or((address.as_str(), "5432"));
     let mut pg = tokio_postgres::Config::new();
     pg.host(host.trim_start_matches('[').trim_end_matches(']'))
         .port(port.parse().unwrap_or(5432))
@@ -72,7 +85,12 @@ async fn connect(config: &Config, shard: usize, database: &str, user: &User) -> 
     Ok(client)
 }
 
-async fn recover(config: &Config, map: &ShardMap, database: &str, user: &User) -> Result<usize, tokio_postgres::Error> {
+async fn recover(
+    config: &Config,
+    map: &ShardMap,
+    database: &str,
+    user: &User,
+) -> Result<usize, tokio_postgres::Error> {
     let mut resolved = 0;
     let mut default = None;
     let mut still_prepared: Vec<String> = Vec::new();
@@ -102,14 +120,23 @@ async fn recover(config: &Config, map: &ShardMap, database: &str, user: &User) -
             }
             let decider = default.as_ref().expect("connected just above");
             let outcome = decide(decider, &gid).await?;
-            let verb = if outcome == "commit" { "COMMIT" } else { "ROLLBACK" };
+            let verb = if outcome == "commit" {
+                "COMMIT"
+            } else {
+                "ROLLBACK"
+            };
             let quoted = crate::frontend::params::quote_literal(&gid);
-            match client.batch_execute(&format!("{verb} PREPARED {quoted}")).await {
+            match client
+                .batch_execute(&format!("{verb} PREPARED {quoted}"))
+                .await
+            {
                 Ok(()) => {
                     tracing::info!(%gid, shard = %config.shards[shard].name, "{verb} PREPARED by recovery");
                     resolved += 1;
                 }
-                Err(e) => tracing::warn!(%gid, error = %e, "recovery could not finish a prepared transaction"),
+                Err(e) => {
+                    tracing::warn!(%gid, error = %e, "recovery could not finish a prepared transaction")
+                }
             }
         }
     }
@@ -128,7 +155,10 @@ async fn forget_finished_decisions(
 ) -> Result<(), tokio_postgres::Error> {
     let client = connect(config, map.default_shard, database, user).await?;
     let exists: Option<String> = client
-        .query_one("SELECT to_regclass('shardwire.commit_decisions')::text", &[])
+        .query_one(
+            "SELECT to_regclass('shardwire.commit_decisions')::text",
+            &[],
+        )
         .await?
         .get(0);
     if exists.is_some() {
@@ -143,7 +173,10 @@ async fn forget_finished_decisions(
     Ok(())
 }
 
-async fn decide(client: &tokio_postgres::Client, gid: &str) -> Result<String, tokio_postgres::Error> {
+async fn decide(
+    client: &tokio_postgres::Client,
+    gid: &str,
+) -> Result<String, tokio_postgres::Error> {
     let messages = client.simple_query(&decide_sql(gid, "abort")).await?;
     Ok(messages
         .iter()

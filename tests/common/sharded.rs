@@ -76,7 +76,11 @@ pub fn sharded_config(clusters: &[LocalCluster], map_toml: &str) -> Config {
 
 impl ShardedEnv {
     /// `count` shards routed by `map_toml`, then `customize`.
-    pub async fn start(count: usize, map_toml: &str, customize: impl FnOnce(&mut Config)) -> ShardedEnv {
+    pub async fn start(
+        count: usize,
+        map_toml: &str,
+        customize: impl FnOnce(&mut Config),
+    ) -> ShardedEnv {
         let shards = start_clusters(count, ClusterOptions::for_tests()).await;
         Self::with_clusters(shards, map_toml, customize).await
     }
@@ -109,7 +113,9 @@ impl ShardedEnv {
 
     /// Connects through the proxy.
     pub async fn connect(&self) -> tokio_postgres::Client {
-        connect(&self.proxy_conninfo()).await.expect("connect through proxy")
+        connect(&self.proxy_conninfo())
+            .await
+            .expect("connect through proxy")
     }
 
     /// Connects straight to shard `i` as the app user.

@@ -182,7 +182,10 @@ mod tests {
         let v = BindValues::parse(&b).unwrap();
         let mut out = BytesMut::new();
         v.encode(None, Some(4), &mut out);
-        assert_eq!(BindValues::parse(&out).unwrap().result_formats, vec![1, 1, 0, 0]);
+        assert_eq!(
+            BindValues::parse(&out).unwrap().result_formats,
+            vec![1, 1, 0, 0]
+        );
     }
 
     #[test]

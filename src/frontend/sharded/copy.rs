@@ -58,15 +58,20 @@ pub enum CopyPlan {
 
 impl Session {
     /// Decides where a COPY runs, from the router's decision.
-    pub(crate) fn copy_plan(&self, statement: &StatementAnalysis, hint: Option<&Hint>) -> Result<CopyPlan, PgError> {
+    pub(crate) fn copy_plan(
+        &self,
+        statement: &StatementAnalysis,
+        hint: Option<&Hint>,
+    ) -> Result<CopyPlan, PgError> {
         let st = self.shard_state_ref();
         Ok(match self.route_statement(statement, hint, None)? {
             Route::Single(shard) => CopyPlan::Single(shard),
             Route::Concat { shards } | Route::Scatter { shards, .. } => CopyPlan::Gather(shards),
             Route::AllShards { .. } => CopyPlan::Broadcast,
             Route::SplitCopy { .. } => {
-                let target = crate::router::copy_target(statement)
-                    .ok_or_else(|| PgError::error("0A000", "this COPY cannot be split across shards"))?;
+                let target = crate::router::copy_target(statement).ok_or_else(|| {
+                    PgError::error("0A000", "this COPY cannot be split across shards")
+                })?;
                 match st.map.table(&target.table) {
                     TableClass::Sharded(t) => CopyPlan::Split(t.clone()),
                     _ => CopyPlan::Single(st.map.default_shard),
@@ -95,9 +100,14 @@ impl Session {
             )));
         }
         match plan {
-            CopyPlan::Single(_) => Ok(Err(PgError::error("XX000", "single-shard COPY is forwarded"))),
+            CopyPlan::Single(_) => Ok(Err(PgError::error(
+                "XX000",
+                "single-shard COPY is forwarded",
+            ))),
             CopyPlan::Gather(shards) => {
-                let answer = self.gather_copy_out(&statement.sql, &shards, header).await?;
+                let answer = self
+                    .gather_copy_out(&statement.sql, &shards, header)
+                    .await?;
                 match answer {
                     Ok(bytes) => {
                         self.reply_raw(bytes);
@@ -112,7 +122,8 @@ impl Session {
             }
             CopyPlan::Split(table) => {
                 let target = target.expect("checked above");
-                self.begin_copy_in(statement, &target, Some(table), simple).await
+                self.begin_copy_in(statement, &target, Some(table), simple)
+                    .await
             }
             CopyPlan::Broadcast => {
                 let target = target.expect("checked above");
@@ -133,7 +144,9 @@ impl Session {
                 "0A000",
                 "binary COPY into a sharded or reference table is not supported",
             )
-            .with_hint("use FORMAT text or csv; shardwire reads each row's sharding key")));
+            .with_hint(
+                "use FORMAT text or csv; shardwire reads each row's sharding key",
+            )));
         }
         let shards = match &table {
             Some(t) => self.shard_state_ref().map.shards_of(t),
@@ -157,7 +170,10 @@ impl Session {
             let mut request = BytesMut::new();
             put_query(&mut request, &statement.sql);
             let answers = {
-                let conns = leases.iter_mut().map(|(_, l)| (l.conn(), &request[..])).collect();
+                let conns = leases
+                    .iter_mut()
+                    .map(|(_, l)| (l.conn(), &request[..]))
+                    .collect();
                 exchange_all(conns, Until::CopyIn).await?
             };
             if let Some(error) = answers.iter().find_map(|a| a.error_summary()) {
@@ -210,7 +226,11 @@ impl Session {
     }
 
     /// CopyData, CopyDone or CopyFail of a split COPY.
-    pub(crate) async fn sharded_copy_message(&mut self, tag_byte: u8, body: &[u8]) -> Result<(), SessionEnd> {
+    pub(crate) async fn sharded_copy_message(
+        &mut self,
+        tag_byte: u8,
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
         let Some(mut copy) = self.shard_state().copy_in.take() else {
             return Ok(());
         };
@@ -235,7 +255,8 @@ impl Session {
                 self.finish_copy(copy).await
             }
             _ => {
-                let reason = String::from_utf8_lossy(body.strip_suffix(b"\0").unwrap_or(body)).into_owned();
+                let reason =
+                    String::from_utf8_lossy(body.strip_suffix(b"\0").unwrap_or(body)).into_owned();
                 copy.failed.get_or_insert_with(|| {
                     PgError::error("57014", format!("COPY from stdin failed: {reason}"))
                 });
@@ -258,7 +279,9 @@ impl Session {
         let (Some(splitter), Some(table)) = (splitter.as_mut(), table.as_ref()) else {
             // Reference table: every shard gets the data as it came.
             for (_, lease) in leases.iter_mut() {
-                put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| b.extend_from_slice(data));
+                put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| {
+                    b.extend_from_slice(data)
+                });
             }
             return Ok(());
         };
@@ -269,7 +292,9 @@ impl Session {
             }
             if std::mem::take(header_pending) {
                 for (_, lease) in leases.iter_mut() {
-                    put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| b.extend_from_slice(row));
+                    put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| {
+                        b.extend_from_slice(row)
+                    });
                 }
                 return;
             }
@@ -278,17 +303,25 @@ impl Session {
                 Some(bytes) => match std::str::from_utf8(bytes) {
                     Ok(text) => KeyInput::Text(text),
                     Err(_) => {
-                        routing_error = Some(PgError::error("22021", "invalid UTF-8 in a COPY key field"));
+                        routing_error =
+                            Some(PgError::error("22021", "invalid UTF-8 in a COPY key field"));
                         return;
                     }
                 },
             };
             match map.shard_for_input(table, input) {
                 Ok(shard) => match leases.iter_mut().find(|(s, _)| *s == shard) {
-                    Some((_, lease)) => put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| {
-                        b.extend_from_slice(row)
-                    }),
-                    None => routing_error = Some(PgError::error("XX000", "row routed to a shard outside the COPY")),
+                    Some((_, lease)) => {
+                        put_message(&mut lease.conn().outbox, tag::COPY_DATA, |b| {
+                            b.extend_from_slice(row)
+                        })
+                    }
+                    None => {
+                        routing_error = Some(PgError::error(
+                            "XX000",
+                            "row routed to a shard outside the COPY",
+                        ))
+                    }
                 },
                 Err(e) => routing_error = Some(crate::router::key_error(e)),
             }
@@ -321,7 +354,10 @@ impl Session {
                 let mut done = BytesMut::new();
                 put_empty(&mut done, tag::COPY_DONE);
                 let answers = {
-                    let conns = leases.iter_mut().map(|(_, l)| (l.conn(), &done[..])).collect();
+                    let conns = leases
+                        .iter_mut()
+                        .map(|(_, l)| (l.conn(), &done[..]))
+                        .collect();
                     exchange_all(conns, Until::ReadyForQuery).await?
                 };
                 match answers.iter().find_map(|a| a.error_summary()) {
@@ -330,11 +366,13 @@ impl Session {
                         Err(error)
                     }
                     None => {
-                        let tags: Vec<&str> = answers.iter().filter_map(|a| a.command_tag()).collect();
+                        let tags: Vec<&str> =
+                            answers.iter().filter_map(|a| a.command_tag()).collect();
                         let total = if copy.table.is_some() {
                             sum_tags(&tags)
                         } else {
-                            tags.first().map_or_else(|| "COPY 0".to_string(), |t| t.to_string())
+                            tags.first()
+                                .map_or_else(|| "COPY 0".to_string(), |t| t.to_string())
                         };
                         let committed = if copy.implicit {
                             self.commit_two_phase(&mut leases).await
@@ -378,7 +416,10 @@ impl Session {
         let mut request = BytesMut::new();
         put_query(&mut request, sql);
         let answers = {
-            let conns = leases.iter_mut().map(|(_, l)| (l.conn(), &request[..])).collect();
+            let conns = leases
+                .iter_mut()
+                .map(|(_, l)| (l.conn(), &request[..]))
+                .collect();
             exchange_all(conns, Until::ReadyForQuery).await
         };
         self.return_leases(leases);
@@ -392,7 +433,9 @@ impl Session {
             let mut first_data = true;
             for (tag_byte, body) in answer.messages() {
                 match tag_byte {
-                    bt::COPY_OUT if i == 0 => put_message(&mut out, bt::COPY_OUT, |b| b.extend_from_slice(body)),
+                    bt::COPY_OUT if i == 0 => {
+                        put_message(&mut out, bt::COPY_OUT, |b| b.extend_from_slice(body))
+                    }
                     tag::COPY_DATA => {
                         let skip = header && i > 0 && std::mem::take(&mut first_data);
                         if !skip {
@@ -429,7 +472,11 @@ async fn flush_shards(copy: &mut CopySplit, threshold: usize) -> Result<(), PgEr
 
 /// Position of the key column among the COPY's columns: from its column
 /// list, or from the table's column order on a shard.
-async fn key_field(lease: &mut Lease, target: &CopyTarget, table: &ShardedTable) -> Result<usize, PgError> {
+async fn key_field(
+    lease: &mut Lease,
+    target: &CopyTarget,
+    table: &ShardedTable,
+) -> Result<usize, PgError> {
     match &target.columns {
         Some(columns) => columns
             .iter()
@@ -452,7 +499,11 @@ fn missing_key_column(table: &ShardedTable) -> PgError {
 /// Position of a sharded table's key in the table's column order, read
 /// from the catalog of the shard behind `lease`. COPY without a column
 /// list skips generated columns (`for_copy`); INSERT without one does not.
-pub async fn key_position(lease: &mut Lease, table: &ShardedTable, for_copy: bool) -> Result<usize, PgError> {
+pub async fn key_position(
+    lease: &mut Lease,
+    table: &ShardedTable,
+    for_copy: bool,
+) -> Result<usize, PgError> {
     let regclass = table
         .name
         .split('.')
@@ -463,7 +514,11 @@ pub async fn key_position(lease: &mut Lease, table: &ShardedTable, for_copy: boo
         "SELECT attname FROM pg_attribute WHERE attrelid = {}::regclass \
          AND attnum > 0 AND NOT attisdropped {} ORDER BY attnum",
         quote_literal(&regclass),
-        if for_copy { "AND attgenerated = ''" } else { "" }
+        if for_copy {
+            "AND attgenerated = ''"
+        } else {
+            ""
+        }
     );
     let mut request = BytesMut::new();
     put_query(&mut request, &sql);
@@ -474,7 +529,9 @@ pub async fn key_position(lease: &mut Lease, table: &ShardedTable, for_copy: boo
     answer
         .messages()
         .filter(|(tag, _)| *tag == bt::DATA_ROW)
-        .position(|(_, body)| super::twophase::first_text_field(body).as_deref() == Some(&table.key_column))
+        .position(|(_, body)| {
+            super::twophase::first_text_field(body).as_deref() == Some(&table.key_column)
+        })
         .ok_or_else(|| missing_key_column(table))
 }
 
@@ -484,12 +541,20 @@ fn copy_options(target: &CopyTarget) -> Result<CopyOptions, PgError> {
         CopyFormat::Csv => CopyOptions::csv(),
         _ => CopyOptions::text(),
     };
-    debug_assert!(matches!(options.format, SplitFormat::Text | SplitFormat::Csv));
+    debug_assert!(matches!(
+        options.format,
+        SplitFormat::Text | SplitFormat::Csv
+    ));
     let single_byte = |c: char, what: &str| {
         u8::try_from(u32::from(c))
             .ok()
             .filter(u8::is_ascii)
-            .ok_or_else(|| PgError::error("0A000", format!("COPY {what} must be a single one-byte character")))
+            .ok_or_else(|| {
+                PgError::error(
+                    "0A000",
+                    format!("COPY {what} must be a single one-byte character"),
+                )
+            })
     };
     options.delimiter = single_byte(target.delimiter, "delimiter")?;
     options.quote = single_byte(target.quote, "quote")?;

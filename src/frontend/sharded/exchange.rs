@@ -37,7 +37,7 @@ pub struct Answer {
 impl Answer {
     /// The answer's messages as (tag, body) pairs.
     pub fn messages(&self) -> Messages<'_> {
-        Messages { rest: &self.frames }
+        Messages::new(&self.frames)
     }
 
     /// The error as a client-facing [`PgError`] (SQLSTATE and message kept).
@@ -64,6 +64,13 @@ pub struct Messages<'a> {
     rest: &'a [u8],
 }
 
+impl<'a> Messages<'a> {
+    /// Iterates over the whole frames in `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Messages<'a> {
+        Messages { rest: bytes }
+    }
+}
+
 impl<'a> Iterator for Messages<'a> {
     type Item = (u8, &'a [u8]);
 
@@ -78,11 +85,19 @@ impl<'a> Iterator for Messages<'a> {
 /// Sends `request` and reads the answer up to `until`, keeping the
 /// connection's transaction status and reported parameters current.
 /// Fails only when the connection is lost or the server breaks protocol.
-pub async fn exchange(conn: &mut ServerConn, request: &[u8], until: Until) -> Result<Answer, PgError> {
+pub async fn exchange(
+    conn: &mut ServerConn,
+    request: &[u8],
+    until: Until,
+) -> Result<Answer, PgError> {
     use tokio::io::AsyncWriteExt;
     let address = conn.cancel.address.clone();
-    let lost =
-        |e: std::io::Error| PgError::fatal("08006", format!("lost the connection to server {address}: {e}"));
+    let lost = |e: std::io::Error| {
+        PgError::fatal(
+            "08006",
+            format!("lost the connection to server {address}: {e}"),
+        )
+    };
     if !conn.outbox.is_empty() {
         let pending = std::mem::take(&mut conn.outbox);
         conn.writer.write_all(&pending).await.map_err(lost)?;

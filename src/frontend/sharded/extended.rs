@@ -16,8 +16,8 @@ use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
 use crate::frontend::statements::StatementDef;
 use crate::net::messages::{
-    PgError, backend_tag as bt, bind_parts, parse_parts, put_cstr, put_message, split_cstr,
-    tag, target_parts,
+    PgError, backend_tag as bt, bind_parts, parse_parts, put_cstr, put_message, split_cstr, tag,
+    target_parts,
 };
 use crate::router::StatementKind;
 
@@ -31,7 +31,10 @@ impl Session {
             self.reply_error(
                 PgError::error(
                     "42P05",
-                    format!("prepared statement \"{}\" already exists", String::from_utf8_lossy(name)),
+                    format!(
+                        "prepared statement \"{}\" already exists",
+                        String::from_utf8_lossy(name)
+                    ),
                 ),
                 false,
             );
@@ -53,7 +56,10 @@ impl Session {
         }
         if analysis.statements.len() > 1 {
             self.reply_error(
-                PgError::error("42601", "cannot insert multiple commands into a prepared statement"),
+                PgError::error(
+                    "42601",
+                    "cannot insert multiple commands into a prepared statement",
+                ),
                 false,
             );
             return Ok(());
@@ -169,7 +175,11 @@ impl Session {
     }
 
     /// Describe of a statement (any shard can describe it) or a portal.
-    pub(crate) async fn sharded_describe(&mut self, message_bytes: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+    pub(crate) async fn sharded_describe(
+        &mut self,
+        message_bytes: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
         let Some((kind, name)) = target_parts(body) else {
             return Err(PgError::fatal("08P01", "malformed Describe message").into());
         };
@@ -208,12 +218,17 @@ impl Session {
     }
 
     /// Runs a fan-out portal once; returns its RowDescription, if any.
-    async fn materialize(&mut self, name: &Bytes) -> Result<Result<Option<Bytes>, PgError>, SessionEnd> {
+    async fn materialize(
+        &mut self,
+        name: &Bytes,
+    ) -> Result<Result<Option<Bytes>, PgError>, SessionEnd> {
         let Some(Portal::Fanout(mut portal)) = self.shard_state().portals.remove(name) else {
             return Ok(Err(missing_portal(name)));
         };
         if portal.result.is_none() {
-            let result = self.run_fanout(&portal.fanout, Some(&portal.extended)).await?;
+            let result = self
+                .run_fanout(&portal.fanout, Some(&portal.extended))
+                .await?;
             portal.result = Some(result);
         }
         let head = match portal.result.as_ref() {
@@ -229,7 +244,11 @@ impl Session {
 
     /// Execute: on the portal's shard, from a fanned-out portal's buffered
     /// rows, or a proxy command.
-    pub(crate) async fn sharded_execute(&mut self, message_bytes: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+    pub(crate) async fn sharded_execute(
+        &mut self,
+        message_bytes: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
         let Some((name, rest)) = split_cstr(body) else {
             return Err(PgError::fatal("08P01", "malformed Execute message").into());
         };
@@ -292,7 +311,11 @@ impl Session {
     }
 
     /// Close of a portal (a statement is only forgotten: see `on_close`).
-    pub(crate) async fn sharded_close(&mut self, message_bytes: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+    pub(crate) async fn sharded_close(
+        &mut self,
+        message_bytes: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
         let Some((kind, name)) = target_parts(body) else {
             return Err(PgError::fatal("08P01", "malformed Close message").into());
         };
@@ -341,8 +364,12 @@ impl Session {
         crate::net::messages::put_empty(&mut sync, tag::SYNC);
         let st = self.shard_state();
         for parked in st.parked.iter_mut().filter(|p| p.unsynced) {
-            super::exchange::exchange(parked.lease.conn(), &sync, super::exchange::Until::ReadyForQuery)
-                .await?;
+            super::exchange::exchange(
+                parked.lease.conn(),
+                &sync,
+                super::exchange::Until::ReadyForQuery,
+            )
+            .await?;
             parked.unsynced = false;
         }
         Ok(())
@@ -368,13 +395,19 @@ fn param_types(content: &[u8]) -> Bytes {
 fn missing_statement(name: &[u8]) -> PgError {
     PgError::error(
         "26000",
-        format!("prepared statement \"{}\" does not exist", String::from_utf8_lossy(name)),
+        format!(
+            "prepared statement \"{}\" does not exist",
+            String::from_utf8_lossy(name)
+        ),
     )
 }
 
 fn missing_portal(name: &[u8]) -> PgError {
     PgError::error(
         "34000",
-        format!("portal \"{}\" does not exist", String::from_utf8_lossy(name)),
+        format!(
+            "portal \"{}\" does not exist",
+            String::from_utf8_lossy(name)
+        ),
     )
 }

@@ -206,30 +206,31 @@ impl Answer {
 /// Each shard's request: a simple Query, or Parse/Bind/Describe/Execute/Sync
 /// of the unnamed statement when the client used the extended protocol.
 fn build_requests(fanout: &Fanout, extended: Option<&Extended>, shards: &[usize]) -> Vec<BytesMut> {
-    let (sqls, params, columns): (Vec<&str>, Vec<Option<&[usize]>>, Option<usize>) = match fanout {
-        Fanout::Scatter { plan, .. } => (
-            vec![plan.shard_sql.as_str(); shards.len()],
-            vec![None; shards.len()],
-            // With `SELECT *` the column count is known only from the shards.
-            plan.wildcard_at.is_none().then_some(plan.merge.columns.len()),
-        ),
-        Fanout::Write { parts, .. } => (
-            parts.iter().map(|p| p.sql.as_str()).collect(),
-            parts.iter().map(|p| p.params.as_deref()).collect(),
-            None,
-        ),
+    let request = |sql: &str, keep: Option<&[usize]>, columns: Option<usize>| {
+        let mut out = BytesMut::new();
+        match extended {
+            None => put_query(&mut out, sql),
+            Some(ext) => put_extended(&mut out, sql, ext, keep, columns),
+        }
+        out
     };
-    sqls.iter()
-        .zip(params)
-        .map(|(sql, keep)| {
-            let mut out = BytesMut::new();
-            match extended {
-                None => put_query(&mut out, sql),
-                Some(ext) => put_extended(&mut out, sql, ext, keep, columns),
-            }
-            out
-        })
-        .collect()
+    match fanout {
+        Fanout::Scatter { plan, .. } => {
+            // With `SELECT *` the column count is known only from the shards.
+            let columns = plan
+                .wildcard_at
+                .is_none()
+                .then_some(plan.merge.columns.len());
+            shards
+                .iter()
+                .map(|_| request(&plan.shard_sql, None, columns))
+                .collect()
+        }
+        Fanout::Write { parts, .. } => parts
+            .iter()
+            .map(|p| request(&p.sql, p.params.as_deref(), None))
+            .collect(),
+    }
 }
 
 fn put_extended(
@@ -283,14 +284,22 @@ fn put_param_types(out: &mut BytesMut, types: &[u8], keep: Option<&[usize]>) {
     }
 }
 
-fn merge_rows(plan: &ScatterPlan, answers: &[Answer], max_bytes: usize) -> Result<FanoutResult, PgError> {
+fn merge_rows(
+    plan: &ScatterPlan,
+    answers: &[Answer],
+    max_bytes: usize,
+) -> Result<FanoutResult, PgError> {
     let Some(description) = answers.iter().find_map(|a| {
         a.messages()
             .find(|(tag, _)| *tag == bt::ROW_DESCRIPTION)
             .map(|(_, body)| body)
     }) else {
         return Ok(FanoutResult {
-            tag: answers.first().and_then(Answer::command_tag).unwrap_or("SELECT 0").to_string(),
+            tag: answers
+                .first()
+                .and_then(Answer::command_tag)
+                .unwrap_or("SELECT 0")
+                .to_string(),
             ..FanoutResult::default()
         });
     };
@@ -371,7 +380,9 @@ pub fn sum_tags(tags: &[&str]) -> String {
     let Some(first) = tags.first() else {
         return String::new();
     };
-    let counted = ["INSERT", "UPDATE", "DELETE", "SELECT", "COPY", "MERGE", "MOVE", "FETCH"];
+    let counted = [
+        "INSERT", "UPDATE", "DELETE", "SELECT", "COPY", "MERGE", "MOVE", "FETCH",
+    ];
     let verb = first.split(' ').next().unwrap_or("");
     if !counted.contains(&verb) {
         return first.to_string();
@@ -436,6 +447,13 @@ mod tests {
         assert_eq!(sum_tags(&[]), "");
     }
 
+    /// Tags of the whole messages in `bytes`.
+    fn tags(bytes: &[u8]) -> Vec<u8> {
+        super::super::exchange::Messages::new(bytes)
+            .map(|(tag, _)| tag)
+            .collect()
+    }
+
     #[test]
     fn portal_rows_come_in_chunks() {
         let mut rows = BytesMut::new();
@@ -447,10 +465,26 @@ mod tests {
             tag: "SELECT 5".into(),
             ..FanoutResult::default()
         };
-        let first = result.take_rows(2);
-        assert_eq!(first.iter().filter(|&&b| b == bt::DATA_ROW).count() >= 2, true);
-        assert_eq!(first.last(), Some(&0u8).map(|_| first.last().unwrap()));
-        let rest = result.take_rows(0);
-        assert!(rest.ends_with(&command_complete("SELECT 5")));
+        let d = bt::DATA_ROW;
+        assert_eq!(tags(&result.take_rows(2)), vec![d, d, bt::PORTAL_SUSPENDED]);
+        assert_eq!(tags(&result.take_rows(2)), vec![d, d, bt::PORTAL_SUSPENDED]);
+        assert_eq!(tags(&result.take_rows(2)), vec![d, bt::COMMAND_COMPLETE]);
+        assert_eq!(tags(&result.take_rows(0)), vec![bt::COMMAND_COMPLETE]);
+    }
+
+    #[test]
+    fn a_simple_answer_has_description_rows_and_completion() {
+        let mut rows = BytesMut::new();
+        put_message(&mut rows, bt::DATA_ROW, |b| b.put_u8(1));
+        let result = FanoutResult {
+            row_description: Some(message(bt::ROW_DESCRIPTION, |b| b.put_i16(0))),
+            rows: rows.freeze(),
+            tag: "SELECT 1".into(),
+            ..FanoutResult::default()
+        };
+        assert_eq!(
+            tags(&result.into_simple_answer()),
+            vec![bt::ROW_DESCRIPTION, bt::DATA_ROW, bt::COMMAND_COMPLETE]
+        );
     }
 }

@@ -131,8 +131,14 @@ impl ShardState {
     /// `active`) sent: the whole transaction's. A server back to idle with
     /// no other participant ends the client's transaction block.
     pub fn ready_status(&mut self, active: u8) -> u8 {
-        let parked_failed = self.parked.iter().any(|p| p.lease.conn_ref().status == b'E');
-        let parked_in_txn = self.parked.iter().any(|p| p.lease.conn_ref().status != b'I');
+        let parked_failed = self
+            .parked
+            .iter()
+            .any(|p| p.lease.conn_ref().status == b'E');
+        let parked_in_txn = self
+            .parked
+            .iter()
+            .any(|p| p.lease.conn_ref().status != b'I');
         if active == b'I' && !parked_in_txn {
             self.txn = Txn::default();
             return b'I';
@@ -208,14 +214,20 @@ impl Session {
         let st = self.shard_state_ref();
         st.txn.open
             || !st.parked.is_empty() && st.parked.iter().any(|p| p.lease.conn_ref().status != b'I')
-            || self.server.as_ref().is_some_and(|s| s.conn_ref().status != b'I')
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.conn_ref().status != b'I')
     }
 
     /// Whether some participant's transaction failed.
     pub fn transaction_failed(&self) -> bool {
         let st = self.shard_state_ref();
         st.parked.iter().any(|p| p.lease.conn_ref().status == b'E')
-            || self.server.as_ref().is_some_and(|s| s.conn_ref().status == b'E')
+            || self
+                .server
+                .as_ref()
+                .is_some_and(|s| s.conn_ref().status == b'E')
     }
 
     /// The transaction status the client is to see in ReadyForQuery.
@@ -297,11 +309,7 @@ impl Session {
         self.shard_state().active = shard;
         if joined && in_txn {
             let statements = self.join_statements();
-            let conn = self
-                .server
-                .as_mut()
-                .expect("attached just above")
-                .conn();
+            let conn = self.server.as_mut().expect("attached just above").conn();
             for sql in statements {
                 put_query(&mut conn.outbox, &sql);
                 self.pipeline.expect(Expect::ReadyForQuery, false, None);

@@ -21,7 +21,11 @@ pub fn aborted_transaction() -> PgError {
 
 impl Session {
     /// A simple Query on a sharded database.
-    pub(crate) async fn sharded_query(&mut self, message: &[u8], body: &[u8]) -> Result<(), SessionEnd> {
+    pub(crate) async fn sharded_query(
+        &mut self,
+        message: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
         self.statements.unnamed = None;
         let Ok(sql) = std::str::from_utf8(query_text(body)) else {
             self.reply_error(
@@ -35,7 +39,9 @@ impl Session {
             st.router.analyze(sql, &st.map)
         };
         if let Some(problem) = &analysis.parse_error {
-            return self.unparsed_statement(message, sql, &analysis, problem, true).await;
+            return self
+                .unparsed_statement(message, sql, &analysis, problem, true)
+                .await;
         }
         match analysis.statements.as_slice() {
             [] => {
@@ -48,7 +54,10 @@ impl Session {
                 self.simple_statement(message, statement, analysis.hint.as_ref())
                     .await
             }
-            many => self.multi_statement(message, many, analysis.hint.as_ref()).await,
+            many => {
+                self.multi_statement(message, many, analysis.hint.as_ref())
+                    .await
+            }
         }
     }
 
@@ -59,9 +68,11 @@ impl Session {
         if let Some(Hint::Shard(name)) = hint {
             return Ok(st.resolve_shard(name)?);
         }
-        Ok(st
-            .session_shard
-            .unwrap_or(if self.server.is_some() { st.active } else { st.map.default_shard }))
+        Ok(st.session_shard.unwrap_or(if self.server.is_some() {
+            st.active
+        } else {
+            st.map.default_shard
+        }))
     }
 
     /// Sends a client message to the active server and expects its answer.
@@ -171,7 +182,10 @@ impl Session {
         let (default, rule) = {
             let st = self.shard_state_ref();
             let crate::sharding::map::TableClass::Sharded(rule) = st.map.table(table) else {
-                return Ok(Err(PgError::error("XX000", format!("{table} is not sharded"))));
+                return Ok(Err(PgError::error(
+                    "XX000",
+                    format!("{table} is not sharded"),
+                )));
             };
             (st.map.default_shard, rule.clone())
         };
@@ -224,7 +238,10 @@ impl Session {
         }
         let mut target = None;
         for statement in statements {
-            if matches!(statement.kind, StatementKind::SetShardwire { .. } | StatementKind::Copy) {
+            if matches!(
+                statement.kind,
+                StatementKind::SetShardwire { .. } | StatementKind::Copy
+            ) {
                 self.reply_error(
                     PgError::error(
                         "0A000",
@@ -315,7 +332,12 @@ impl Session {
             b.extend_from_slice(&0i16.to_be_bytes());
         });
         crate::net::messages::put_empty(&mut request, tag::SYNC);
-        let checked = super::exchange::exchange(leases[0].1.conn(), &request, super::exchange::Until::ReadyForQuery).await;
+        let checked = super::exchange::exchange(
+            leases[0].1.conn(),
+            &request,
+            super::exchange::Until::ReadyForQuery,
+        )
+        .await;
         leases[0].1.conn().prepared.unnamed = None;
         self.return_leases(leases);
         let error = match checked {
@@ -388,12 +410,19 @@ impl Session {
                 .with_hint("shardwire knows shardwire.shard and shardwire.sharding_key"));
             }
         }
-        Ok(command_complete(if value.is_some() { "SET" } else { "RESET" }))
+        Ok(command_complete(if value.is_some() {
+            "SET"
+        } else {
+            "RESET"
+        }))
     }
 
     /// COMMIT (`commit`) or ROLLBACK of the client's transaction on every
     /// participant: two-phase commit when it spans several shards.
-    async fn end_transaction(&mut self, commit: bool) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
+    async fn end_transaction(
+        &mut self,
+        commit: bool,
+    ) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
         self.drain_active().await?;
         self.park_active();
         let st = self.shard_state();
@@ -433,19 +462,32 @@ impl Session {
 
     /// SAVEPOINT, RELEASE and ROLLBACK TO on every participant; savepoints
     /// are remembered so shards that join later get them too.
-    async fn savepoint(&mut self, statement: &StatementAnalysis) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
+    async fn savepoint(
+        &mut self,
+        statement: &StatementAnalysis,
+    ) -> Result<Result<bytes::Bytes, PgError>, SessionEnd> {
         if !self.in_transaction() {
             return Ok(Err(PgError::error(
                 "25P01",
                 format!(
                     "{} can only be used in transaction blocks",
-                    statement.sql.split_whitespace().next().unwrap_or("SAVEPOINT").to_uppercase()
+                    statement
+                        .sql
+                        .split_whitespace()
+                        .next()
+                        .unwrap_or("SAVEPOINT")
+                        .to_uppercase()
                 ),
             )));
         }
         self.drain_active().await?;
         self.park_active();
-        let shards: Vec<usize> = self.shard_state_ref().parked.iter().map(|p| p.shard).collect();
+        let shards: Vec<usize> = self
+            .shard_state_ref()
+            .parked
+            .iter()
+            .map(|p| p.shard)
+            .collect();
         let mut leases = self.take_leases(&shards).await?;
         let mut outcome = Ok(());
         for (_, lease) in &mut leases {
@@ -457,7 +499,10 @@ impl Session {
         }
         self.return_leases(leases);
         if outcome.is_ok() && statement.kind == StatementKind::Savepoint {
-            self.shard_state().txn.savepoints.push(statement.sql.clone());
+            self.shard_state()
+                .txn
+                .savepoints
+                .push(statement.sql.clone());
         }
         let tag = match statement.kind {
             StatementKind::Savepoint => "SAVEPOINT",

@@ -114,11 +114,14 @@ impl Session {
             // shard that missed COMMIT PREPARED gets it from recovery.
             if self.finish_prepared(leases, &gid, "COMMIT", None).await {
                 let _ = self
-                .on_default_shard(leases, &format!(
-                    "DELETE FROM shardwire.commit_decisions WHERE gid = {}",
-                    quote_literal(&gid)
-                ))
-                .await;
+                    .on_default_shard(
+                        leases,
+                        &format!(
+                            "DELETE FROM shardwire.commit_decisions WHERE gid = {}",
+                            quote_literal(&gid)
+                        ),
+                    )
+                    .await;
             }
             Ok(())
         } else {
@@ -173,7 +176,11 @@ impl Session {
     ) -> Result<String, PgError> {
         let sql = decide_sql(gid, "commit");
         let answer = match self.on_default_shard(leases, &sql).await? {
-            answer if answer.error_summary().is_some_and(|e| e.code == "42P01" || e.code == "3F000") => {
+            answer
+                if answer
+                    .error_summary()
+                    .is_some_and(|e| e.code == "42P01" || e.code == "3F000") =>
+            {
                 self.on_default_shard(leases, DECISION_TABLE_DDL).await?;
                 self.on_default_shard(leases, &sql).await?
             }
@@ -182,7 +189,10 @@ impl Session {
         if let Some(error) = answer.error_summary() {
             return Err(PgError::error(
                 error.code.as_str(),
-                format!("cannot record the cross-shard commit decision: {}", error.message),
+                format!(
+                    "cannot record the cross-shard commit decision: {}",
+                    error.message
+                ),
             ));
         }
         answer
