@@ -127,6 +127,11 @@ async fn sharded_answers_match_single_postgres() {
     check_placement(&env, &data).await;
 
     let queries = queries::generate(&data, seed);
+    assert!(
+        queries.len() >= 500,
+        "only {} distinct queries",
+        queries.len()
+    );
     let outcome = run_all(&mut reference, &mut proxy, &queries).await;
     println!(
         "differential suite, seed {seed}: {} queries\n{}",

@@ -411,6 +411,37 @@ async fn keyless_writes_unsupported_joins_and_hints() {
         .await
         .expect_err("unknown shard");
     assert_eq!(sqlstate(&err), "22023");
+    // SET LOCAL lasts for the transaction; RESET ALL clears the setting.
+    let only_here = "SELECT count(*) FROM only_here";
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("SET LOCAL shardwire.shard = 'shard2'")
+        .await
+        .unwrap();
+    client
+        .batch_execute(only_here)
+        .await
+        .expect("routed by SET LOCAL");
+    client.batch_execute("COMMIT").await.unwrap();
+    let err = client
+        .batch_execute(only_here)
+        .await
+        .expect_err("back on the default shard");
+    assert_eq!(sqlstate(&err), "42P01");
+    client
+        .batch_execute("SET shardwire.shard = 2")
+        .await
+        .unwrap();
+    client
+        .batch_execute(only_here)
+        .await
+        .expect("routed by SET");
+    client.batch_execute("RESET ALL").await.unwrap();
+    let err = client
+        .batch_execute(only_here)
+        .await
+        .expect_err("RESET ALL clears it");
+    assert_eq!(sqlstate(&err), "42P01");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -472,4 +503,74 @@ async fn copy_splits_200k_rows_onto_their_shards() {
             .count();
     }
     assert_eq!(lines, 200_000);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn query_strings_spanning_shards_run_statement_by_statement() {
+    let env = env().await;
+    let client = env.connect().await;
+    let b = (2..100)
+        .find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1))
+        .unwrap();
+    // DDL on every shard plus a write on one: one implicit transaction.
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE marker (x int); INSERT INTO accounts (id, name) VALUES (1, 'a'); \
+             INSERT INTO accounts (id, name) VALUES ({b}, 'b')"
+        ))
+        .await
+        .expect("statements on several shards");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
+    // An error stops the string and undoes what it did on every shard.
+    let err = client
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES (500, 'x'); \
+             INSERT INTO accounts (id, name) VALUES ({b}, 'dup'); \
+             INSERT INTO accounts (id, name) VALUES (501, 'never')"
+        ))
+        .await
+        .expect_err("duplicate key");
+    assert_eq!(sqlstate(&err), "23505");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2, "the implicit transaction rolled back everywhere");
+    // Rows of every statement come back, in order.
+    let messages = client
+        .simple_query(&format!(
+            "SELECT name FROM accounts WHERE id = 1; SELECT name FROM accounts WHERE id = {b}"
+        ))
+        .await
+        .unwrap();
+    let names: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, vec!["a".to_string(), "b".to_string()]);
+    // Explicit transaction control inside the string.
+    client
+        .batch_execute(&format!(
+            "BEGIN; UPDATE accounts SET name = 'A' WHERE id = 1; UPDATE accounts SET name = 'B' WHERE id = {b}; COMMIT"
+        ))
+        .await
+        .unwrap();
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM accounts WHERE name IN ('A', 'B')",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(n, 2);
 }

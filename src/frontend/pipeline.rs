@@ -32,6 +32,10 @@ pub enum Expect {
     Execute,
     /// Simple Query or FunctionCall: ReadyForQuery.
     ReadyForQuery,
+    /// One statement of a client's query string that the proxy sends as a
+    /// Query of its own: its answer is forwarded except the ReadyForQuery
+    /// (the proxy ends the string's answer itself).
+    Statement,
     /// Sync: ReadyForQuery, except that a server in COPY IN mode ignores a
     /// Sync (drivers send one right after the Execute that starts a COPY).
     Sync,
@@ -47,14 +51,17 @@ impl Expect {
             Expect::Execute => {
                 tag == bt::COMMAND_COMPLETE || tag == bt::EMPTY_QUERY || tag == bt::PORTAL_SUSPENDED
             }
-            Expect::ReadyForQuery | Expect::Sync => tag == bt::READY_FOR_QUERY,
+            Expect::ReadyForQuery | Expect::Statement | Expect::Sync => tag == bt::READY_FOR_QUERY,
         }
     }
 
     /// Whether an ErrorResponse ends this message's answer and makes the
     /// server skip to the next Sync (true for the extended protocol).
     fn error_skips_to_sync(self) -> bool {
-        !matches!(self, Expect::ReadyForQuery | Expect::Sync)
+        !matches!(
+            self,
+            Expect::ReadyForQuery | Expect::Statement | Expect::Sync
+        )
     }
 }
 
@@ -138,6 +145,8 @@ pub struct Pipeline {
     failed: bool,
     /// The server is in COPY IN mode and the client has not ended it yet.
     copy_in: bool,
+    /// Errors sent to the client so far (the server's and the proxy's).
+    errors_seen: u64,
     /// Extended-protocol messages went to the server since the last Sync:
     /// the server may hold an implicit transaction or open portals (an
     /// Execute with a row limit answers PortalSuspended), so it must stay
@@ -150,7 +159,7 @@ impl Pipeline {
     pub fn expect(&mut self, expect: Expect, visible: bool, creates: Option<Creates>) {
         match expect {
             Expect::Sync => self.unsynced = false,
-            Expect::ReadyForQuery => {}
+            Expect::ReadyForQuery | Expect::Statement => {}
             _ => self.unsynced = true,
         }
         if expect == Expect::Sync && self.copy_in {
@@ -205,6 +214,12 @@ impl Pipeline {
     /// Restores the unsynced flag of a server that becomes active again.
     pub fn set_unsynced(&mut self, unsynced: bool) {
         self.unsynced = unsynced;
+    }
+
+    /// How many errors reached the client so far: a proxy running a query
+    /// string statement by statement stops at the first.
+    pub fn errors_seen(&self) -> u64 {
+        self.errors_seen
     }
 
     /// An error since the last ReadyForQuery: the client's messages are
@@ -270,6 +285,7 @@ impl Pipeline {
                 Synthetic::Error(e) => {
                     e.encode(out);
                     self.failed = true;
+                    self.errors_seen += 1;
                 }
             }
         }
@@ -304,6 +320,7 @@ impl Pipeline {
             };
         };
         if tag == bt::ERROR {
+            self.errors_seen += 1;
             self.copy_in = false;
             if expect.error_skips_to_sync() {
                 self.queue.pop_front();
@@ -339,6 +356,10 @@ impl Pipeline {
                     self.failed = false;
                     return Ok(if visible { Route::Forward } else { Route::Hide });
                 }
+                Pending::Server {
+                    expect: Expect::Statement,
+                    ..
+                } => return Ok(Route::Hide),
                 Pending::Server { creates, .. } => undo(creates, statements, client),
                 Pending::Proxy(_) | Pending::CopyEnd => {}
             }

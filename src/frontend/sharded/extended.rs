@@ -119,6 +119,10 @@ impl Session {
             self.reply_error(aborted_transaction(), false);
             return Ok(());
         }
+        if statement.kind == StatementKind::Set && super::simple::resets_everything(&statement.sql)
+        {
+            self.shard_state().reset_settings();
+        }
         let route = match self
             .route_learning(statement, analysis.hint.as_ref(), Some(&values))
             .await?

@@ -87,6 +87,9 @@ pub struct Txn {
     /// SAVEPOINT statements so far, replayed on shards that join later so
     /// `ROLLBACK TO SAVEPOINT` means the same everywhere.
     pub savepoints: Vec<String>,
+    /// The session's routing settings before a `SET LOCAL shardwire.*`,
+    /// restored when the transaction ends.
+    pub saved_settings: Option<(Option<usize>, Option<String>)>,
 }
 
 /// Where a portal's rows come from.
@@ -140,7 +143,7 @@ impl ShardState {
             .iter()
             .any(|p| p.lease.conn_ref().status != b'I');
         if active == b'I' && !parked_in_txn {
-            self.txn = Txn::default();
+            self.end_transaction_block();
             return b'I';
         }
         if active == b'E' || parked_failed {
@@ -148,6 +151,22 @@ impl ShardState {
         } else {
             b'T'
         }
+    }
+
+    /// Forgets the transaction block, undoing its `SET LOCAL shardwire.*`.
+    pub fn end_transaction_block(&mut self) {
+        if let Some((shard, key)) = self.txn.saved_settings.take() {
+            self.session_shard = shard;
+            self.session_key = key;
+        }
+        self.txn = Txn::default();
+    }
+
+    /// `RESET ALL` / `DISCARD ALL`: the routing settings go too.
+    pub fn reset_settings(&mut self) {
+        self.session_shard = None;
+        self.session_key = None;
+        self.txn.saved_settings = None;
     }
 
     fn take_parked(&mut self, shard: usize) -> Option<Parked> {

@@ -51,7 +51,7 @@ impl Session {
                 Ok(())
             }
             [statement] => {
-                self.simple_statement(message, statement, analysis.hint.as_ref())
+                self.simple_statement(message, statement, analysis.hint.as_ref(), true)
                     .await
             }
             many => {
@@ -86,32 +86,50 @@ impl Session {
         self.pipeline.expect(expect, true, None);
     }
 
-    /// Routes one statement of a simple Query.
+    /// Routes one statement of a simple Query. `alone`: it is the whole
+    /// query string, so its answer ends with ReadyForQuery; otherwise the
+    /// caller ends the string's answer.
     async fn simple_statement(
         &mut self,
         message: &[u8],
         statement: &StatementAnalysis,
         hint: Option<&Hint>,
+        alone: bool,
     ) -> Result<(), SessionEnd> {
+        let forwarded = if alone {
+            Expect::ReadyForQuery
+        } else {
+            Expect::Statement
+        };
         if self.proxy_handles(&statement.kind) {
             let answer = self.run_command(statement).await?;
-            self.finish_simple(answer);
+            self.finish_simple(answer, alone);
             return Ok(());
         }
         if self.transaction_failed() {
-            self.reply_error(aborted_transaction(), true);
+            self.finish_simple(Err(aborted_transaction()), alone);
             return Ok(());
+        }
+        if statement.kind == StatementKind::Set && resets_everything(&statement.sql) {
+            self.shard_state().reset_settings();
         }
         if let StatementKind::Copy = statement.kind {
             match self.copy_plan(statement, hint) {
-                Err(e) => self.reply_error(e, true),
+                Err(e) => self.finish_simple(Err(e), alone),
                 Ok(super::copy::CopyPlan::Single(shard)) => {
                     self.activate(shard).await?;
-                    self.send_active(message, Expect::ReadyForQuery);
+                    self.send_active(message, forwarded);
                 }
+                Ok(_) if !alone => self.finish_simple(
+                    Err(PgError::error(
+                        "0A000",
+                        "a COPY that spans shards must be a query of its own",
+                    )),
+                    alone,
+                ),
                 Ok(plan) => {
                     if let Err(e) = self.start_copy(statement, plan, true).await? {
-                        self.reply_error(e, true);
+                        self.finish_simple(Err(e), alone);
                     }
                 }
             }
@@ -120,33 +138,33 @@ impl Session {
         let route = match self.route_learning(statement, hint, None).await? {
             Ok(route) => route,
             Err(e) => {
-                self.reply_error(e, true);
+                self.finish_simple(Err(e), alone);
                 return Ok(());
             }
         };
         match route_to_fanout(route, statement) {
             Ok(shard) => {
                 self.activate(shard).await?;
-                self.send_active(message, Expect::ReadyForQuery);
+                self.send_active(message, forwarded);
             }
             Err(fanout) => {
                 let result = self.run_fanout(&fanout, None).await?;
-                self.finish_simple(result.map(|r| r.into_simple_answer()));
+                self.finish_simple(result.map(|r| r.into_simple_answer()), alone);
             }
         }
         Ok(())
     }
 
-    /// Queues a proxy-made simple-query answer (or its error) and the
-    /// ReadyForQuery that ends it.
-    fn finish_simple(&mut self, answer: Result<bytes::Bytes, PgError>) {
+    /// Queues a proxy-made simple-query answer (or its error), and the
+    /// ReadyForQuery that ends it when the statement was the whole query.
+    fn finish_simple(&mut self, answer: Result<bytes::Bytes, PgError>, alone: bool) {
         match answer {
-            Ok(bytes) => {
-                self.reply_raw(bytes);
-                let status = self.client_status();
-                self.pipeline.reply(Synthetic::ReadyForQuery(status));
-            }
-            Err(e) => self.reply_error(e, true),
+            Ok(bytes) => self.reply_raw(bytes),
+            Err(e) => self.pipeline.reply(Synthetic::Error(e)),
+        }
+        if alone {
+            let status = self.client_status();
+            self.pipeline.reply(Synthetic::ReadyForQuery(status));
         }
     }
 
@@ -223,18 +241,61 @@ impl Session {
         crate::router::route(statement, hint, &input, &st.map)
     }
 
-    /// Several statements in one Query: sent as they are when they all go
-    /// to one shard, refused otherwise (one Query is one implicit
-    /// transaction, which the proxy cannot split between shards).
+    /// Several statements in one Query. When they all go to one shard the
+    /// string is sent as it is. Otherwise they run one by one, stopping at
+    /// the first error as Postgres does; a string without transaction
+    /// control is one implicit transaction in Postgres, so the proxy wraps
+    /// it in one (committed with two-phase commit when it spans shards).
     async fn multi_statement(
         &mut self,
         message: &[u8],
         statements: &[StatementAnalysis],
         hint: Option<&Hint>,
     ) -> Result<(), SessionEnd> {
-        if self.transaction_failed() {
-            self.reply_error(aborted_transaction(), true);
+        if let Some(shard) = self.one_shard_for_all(statements, hint) {
+            self.activate(shard).await?;
+            self.send_active(message, Expect::ReadyForQuery);
             return Ok(());
+        }
+        let implicit =
+            !self.in_transaction() && !statements.iter().any(|s| is_transaction_control(&s.kind));
+        if implicit {
+            let st = self.shard_state();
+            st.txn.open = true;
+            st.txn.begin_sql = "BEGIN".to_string();
+        }
+        let mut failed = false;
+        for statement in statements {
+            let errors = self.pipeline.errors_seen();
+            let mut single = BytesMut::new();
+            crate::net::messages::put_query(&mut single, &statement.sql);
+            self.simple_statement(&single, statement, hint, false)
+                .await?;
+            self.drain_active().await?;
+            if self.pipeline.errors_seen() > errors {
+                failed = true;
+                break;
+            }
+        }
+        if implicit {
+            if let Err(e) = self.end_transaction(!failed).await? {
+                self.pipeline.reply(Synthetic::Error(e));
+            }
+        }
+        let status = self.client_status();
+        self.pipeline.reply(Synthetic::ReadyForQuery(status));
+        Ok(())
+    }
+
+    /// The shard every statement of a string goes to, when it is one
+    /// (transaction control goes with the others).
+    fn one_shard_for_all(
+        &self,
+        statements: &[StatementAnalysis],
+        hint: Option<&Hint>,
+    ) -> Option<usize> {
+        if self.transaction_failed() || self.shard_state_ref().txn.open && self.server.is_none() {
+            return None;
         }
         let mut target = None;
         for statement in statements {
@@ -242,58 +303,24 @@ impl Session {
                 statement.kind,
                 StatementKind::SetShardwire { .. } | StatementKind::Copy
             ) {
-                self.reply_error(
-                    PgError::error(
-                        "0A000",
-                        "SET shardwire.* and COPY must be sent as queries of their own on a sharded database",
-                    ),
-                    true,
-                );
-                return Ok(());
+                return None;
             }
             if is_transaction_control(&statement.kind) {
                 continue;
             }
-            let shard = match self.route_statement(statement, hint, None) {
-                Ok(Route::Single(shard)) => shard,
-                Ok(_) => {
-                    self.reply_error(
-                        PgError::error(
-                            "0A000",
-                            "a query string with several statements must keep them all on one shard",
-                        )
-                        .with_hint("send the statements one by one; shardwire routes (and merges) each on its own"),
-                        true,
-                    );
-                    return Ok(());
-                }
-                Err(e) => {
-                    self.reply_error(e, true);
-                    return Ok(());
-                }
-            };
-            match target {
-                Some(t) if t != shard => {
-                    self.reply_error(
-                        PgError::error(
-                            "0A000",
-                            "the statements of this query string belong to different shards",
-                        )
-                        .with_hint("send them one by one (inside BEGIN ... COMMIT for atomicity)"),
-                        true,
-                    );
-                    return Ok(());
-                }
-                _ => target = Some(shard),
+            match (self.route_statement(statement, hint, None), target) {
+                (Ok(Route::Single(shard)), None) => target = Some(shard),
+                (Ok(Route::Single(shard)), Some(t)) if shard == t => {}
+                _ => return None,
             }
         }
-        let shard = match target {
-            Some(shard) => shard,
-            None => self.shard_for_unrouted(hint)?,
-        };
-        self.activate(shard).await?;
-        self.send_active(message, Expect::ReadyForQuery);
-        Ok(())
+        // A transaction already open elsewhere must not be bypassed.
+        let st = self.shard_state_ref();
+        let elsewhere = st.parked.iter().any(|p| Some(p.shard) != target);
+        if elsewhere {
+            return None;
+        }
+        target.or_else(|| self.shard_for_unrouted(hint).ok())
     }
 
     /// Text sqlparser cannot parse: with a shard hint it goes there; else
@@ -390,15 +417,32 @@ impl Session {
                 "PREPARE TRANSACTION is not supported through shardwire",
             )
             .with_hint("shardwire runs two-phase commit itself for transactions that span shards")),
-            StatementKind::SetShardwire { name, value, .. } => {
-                self.set_shardwire(name, value.as_deref())
+            StatementKind::SetShardwire { name, value, local } => {
+                self.set_shardwire(name, value.as_deref(), *local)
             }
             _ => Err(PgError::error("XX000", "statement is not a proxy command")),
         })
     }
 
-    fn set_shardwire(&mut self, name: &str, value: Option<&str>) -> Result<bytes::Bytes, PgError> {
+    /// `SET [LOCAL] shardwire.shard / sharding_key` and their RESET. A
+    /// LOCAL setting lasts until the transaction ends (outside one it has
+    /// no effect, as in Postgres).
+    fn set_shardwire(
+        &mut self,
+        name: &str,
+        value: Option<&str>,
+        local: bool,
+    ) -> Result<bytes::Bytes, PgError> {
+        let in_transaction = self.in_transaction();
         let st = self.shard_state();
+        if local {
+            if !in_transaction {
+                return Ok(command_complete("SET"));
+            }
+            if st.txn.saved_settings.is_none() {
+                st.txn.saved_settings = Some((st.session_shard, st.session_key.clone()));
+            }
+        }
         match name {
             "shard" => st.session_shard = value.map(|v| st.resolve_shard(v)).transpose()?,
             "sharding_key" => st.session_key = value.map(str::to_string),
@@ -427,7 +471,7 @@ impl Session {
         self.park_active();
         let st = self.shard_state();
         let was_open = st.txn.open;
-        st.txn = super::Txn::default();
+        st.end_transaction_block();
         st.portals.retain(|_, p| matches!(p, Portal::Shard(_)));
         let shards: Vec<usize> = st
             .parked
@@ -511,6 +555,23 @@ impl Session {
         };
         Ok(outcome.map(|()| command_complete(tag)))
     }
+}
+
+/// `RESET ALL` or `DISCARD ALL`, which also clear `shardwire.*` settings.
+pub fn resets_everything(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(3)
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .collect();
+    matches!(
+        words
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .as_slice(),
+        ["RESET", "ALL"] | ["DISCARD", "ALL"]
+    )
 }
 
 /// BEGIN, COMMIT, ROLLBACK and savepoint commands.
