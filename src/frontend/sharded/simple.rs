@@ -277,10 +277,8 @@ impl Session {
                 break;
             }
         }
-        if implicit {
-            if let Err(e) = self.end_transaction(!failed).await? {
-                self.pipeline.reply(Synthetic::Error(e));
-            }
+        if implicit && let Err(e) = self.end_transaction(!failed).await? {
+            self.pipeline.reply(Synthetic::Error(e));
         }
         let status = self.client_status();
         self.pipeline.reply(Synthetic::ReadyForQuery(status));
