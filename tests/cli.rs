@@ -932,8 +932,13 @@ fn postmaster_pid(data_dir: &Path) -> Option<i32> {
         .ok()
 }
 
+/// The Postgres ports of every demo cluster, from cluster.json.
+fn demo_ports(dir: &Path) -> Vec<u16> {
+    read_cluster_json(dir).iter().map(|e| e.port).collect()
+}
+
 /// Ctrl-C to the demo: it must exit cleanly and leave no server running.
-fn interrupt_demo(mut demo: Proc, dir: &Path, pg_port: u16) {
+fn interrupt_demo(mut demo: Proc, dir: &Path, pg_ports: &[u16]) {
     demo.signal_group(libc::SIGINT);
     let status = demo.wait_exit(EXIT_WAIT);
     assert!(
@@ -952,10 +957,12 @@ fn interrupt_demo(mut demo: Proc, dir: &Path, pg_port: u16) {
         "server processes left after Ctrl-C: {left:?}\n{}",
         demo.describe()
     );
-    assert!(
-        !port_accepts(pg_port),
-        "the demo's Postgres port {pg_port} still accepts after Ctrl-C"
-    );
+    for pg_port in pg_ports {
+        assert!(
+            !port_accepts(*pg_port),
+            "the demo's Postgres port {pg_port} still accepts after Ctrl-C"
+        );
+    }
 }
 
 #[test]
@@ -976,19 +983,25 @@ fn demo_serves_stops_on_ctrl_c_and_survives_crashes() {
         "create table test_marker (x int); insert into test_marker values (42)",
     );
     let entries = read_cluster_json(dir.path());
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let entry = &entries[0];
-    assert_eq!(entry.role, "primary");
-    assert_eq!(entry.shard, "shard0");
-    assert_eq!(entry.host, "127.0.0.1");
-    assert_eq!(std::fs::canonicalize(&entry.data_dir).unwrap(), data_dir);
-    assert!(
-        port_accepts(entry.port),
-        "cluster.json names port {} where no server listens",
-        entry.port
-    );
-    let pg_port = entry.port;
-    interrupt_demo(demo, dir.path(), pg_port);
+    assert_eq!(entries.len(), 2, "two shards: {entries:?}");
+    for (i, entry) in entries.iter().enumerate() {
+        assert_eq!(entry.role, "primary");
+        assert_eq!(entry.shard, format!("shard{i}"));
+        assert_eq!(entry.host, "127.0.0.1");
+        assert!(
+            port_accepts(entry.port),
+            "cluster.json names port {} where no server listens",
+            entry.port
+        );
+        // The data went through the proxy and was split: each shard holds
+        // some clients, and every shard has all assets (a reference table).
+        let direct = format!("postgres://demo:demo@127.0.0.1:{}/demo", entry.port);
+        let here: i64 = psql(&direct, "select count(*) from clients").parse().unwrap();
+        assert!(here > 0 && here < clients, "shard{i} holds {here} of {clients} clients");
+        assert_eq!(psql(&direct, "select count(*) from assets"), "1200");
+    }
+    assert_eq!(std::fs::canonicalize(&entries[0].data_dir).unwrap(), data_dir);
+    interrupt_demo(demo, dir.path(), &demo_ports(dir.path()));
     assert!(
         !port_accepts(port),
         "the proxy port still accepts after Ctrl-C"
@@ -1055,8 +1068,7 @@ fn demo_serves_stops_on_ctrl_c_and_survives_crashes() {
     let url = wait_demo_ready(&mut demo, port);
     assert_eq!(psql(&url, "select x from test_marker"), "42");
     assert_eq!(clients_count(&url), clients);
-    let pg_port = read_cluster_json(dir.path())[0].port;
-    interrupt_demo(demo, dir.path(), pg_port);
+    interrupt_demo(demo, dir.path(), &demo_ports(dir.path()));
     assert!(wait_no_processes_under(dir.path(), Duration::from_secs(10)).is_empty());
 }
 

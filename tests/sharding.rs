@@ -72,6 +72,15 @@ async fn ids_per_shard(env: &ShardedEnv, sql: &str) -> Vec<Vec<i64>> {
     out
 }
 
+/// The single number a `SELECT count(*) ...` returns.
+async fn count(client: &tokio_postgres::Client, sql: &str) -> i64 {
+    client
+        .query_one(sql, &[])
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+        .get(0)
+}
+
 fn sqlstate(e: &tokio_postgres::Error) -> String {
     e.code()
         .map(|c| c.code().to_string())
@@ -167,12 +176,8 @@ async fn scatter_gather_merges_like_one_postgres() {
         ))
         .await
         .expect("split multi-row insert");
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 300);
+    let total = count(&client, "SELECT count(*) FROM accounts").await;
+    assert_eq!(total, 300);
     let rows = client
         .query("SELECT region, count(*), sum(balance), min(name), max(id), avg(id) FROM accounts GROUP BY region ORDER BY region", &[])
         .await
@@ -240,13 +245,7 @@ async fn split_insert_returns_rows_in_order_and_reference_tables_copy_everywhere
         .await
         .expect("reference write");
     for i in 0..3 {
-        let n: i64 = env
-            .connect_shard(i)
-            .await
-            .query_one("SELECT count(*) FROM currencies", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let n = count(&env.connect_shard(i).await, "SELECT count(*) FROM currencies").await;
         assert_eq!(n, 2, "shard {i} has the reference rows");
     }
     // A join with a reference table stays on the key's shard.
@@ -278,12 +277,8 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
         .await
         .unwrap();
     tx.commit().await.expect("two-phase commit");
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 2);
+    let total = count(&client, "SELECT count(*) FROM accounts").await;
+    assert_eq!(total, 2);
     // Rolled back: nothing anywhere.
     let tx = client.transaction().await.unwrap();
     tx.execute("UPDATE accounts SET name = 'changed' WHERE id = $1", &[&a])
@@ -293,11 +288,7 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    let changed: i64 = client
-        .query_one("SELECT count(*) FROM accounts WHERE name = 'changed'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let changed = count(&client, "SELECT count(*) FROM accounts WHERE name = 'changed'").await;
     assert_eq!(changed, 0);
     // A failure on the second shard aborts the whole transaction.
     client.batch_execute("BEGIN").await.unwrap();
@@ -320,21 +311,11 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
         .expect_err("aborted transaction");
     assert_eq!(sqlstate(&err), "25P02");
     client.batch_execute("COMMIT").await.unwrap();
-    let changed: i64 = client
-        .query_one("SELECT count(*) FROM accounts WHERE name = 'changed'", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let changed = count(&client, "SELECT count(*) FROM accounts WHERE name = 'changed'").await;
     assert_eq!(changed, 0);
     // No prepared transaction is left behind.
     for i in 0..3 {
-        let n: i64 = env
-            .connect_shard(i)
-            .await
-            .query_one("SELECT count(*) FROM pg_prepared_xacts", &[])
-            .await
-            .unwrap()
-            .get(0);
+        let n = count(&env.connect_shard(i).await, "SELECT count(*) FROM pg_prepared_xacts").await;
         assert_eq!(n, 0);
     }
 }
@@ -389,11 +370,7 @@ async fn keyless_writes_unsupported_joins_and_hints() {
         .batch_execute("SET shardwire.sharding_key = '2'")
         .await
         .unwrap();
-    let seen: i64 = client
-        .query_one("SELECT count(*) FROM accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let seen = count(&client, "SELECT count(*) FROM accounts").await;
     let there: i64 = env
         .connect_shard(shard_of(&env, "accounts", 2))
         .await
@@ -482,12 +459,8 @@ async fn copy_splits_200k_rows_onto_their_shards() {
         );
     }
     assert_eq!(total, 200_000);
-    let count: i64 = client
-        .query_one("SELECT count(*) FROM orders", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(count, 200_000);
+    let total = count(&client, "SELECT count(*) FROM orders").await;
+    assert_eq!(total, 200_000);
     let out = client
         .copy_out("COPY orders TO STDOUT")
         .await
@@ -520,11 +493,7 @@ async fn query_strings_spanning_shards_run_statement_by_statement() {
         ))
         .await
         .expect("statements on several shards");
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&client, "SELECT count(*) FROM accounts").await;
     assert_eq!(n, 2);
     // An error stops the string and undoes what it did on every shard.
     let err = client
@@ -536,11 +505,7 @@ async fn query_strings_spanning_shards_run_statement_by_statement() {
         .await
         .expect_err("duplicate key");
     assert_eq!(sqlstate(&err), "23505");
-    let n: i64 = client
-        .query_one("SELECT count(*) FROM accounts", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&client, "SELECT count(*) FROM accounts").await;
     assert_eq!(n, 2, "the implicit transaction rolled back everywhere");
     // Rows of every statement come back, in order.
     let messages = client
@@ -564,13 +529,6 @@ async fn query_strings_spanning_shards_run_statement_by_statement() {
         ))
         .await
         .unwrap();
-    let n: i64 = client
-        .query_one(
-            "SELECT count(*) FROM accounts WHERE name IN ('A', 'B')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let n = count(&client, "SELECT count(*) FROM accounts WHERE name IN ('A', 'B')").await;
     assert_eq!(n, 2);
 }

@@ -307,24 +307,21 @@ impl Session {
             tag::DESCRIBE => self.on_describe(&message, body).await,
             tag::CLOSE => self.on_close(&message, body).await,
             tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
-                // Flush and COPY data only make sense while a server is
-                // attached; without one there is nothing to flush or copy to.
-                if let Some(server) = self.server.as_mut() {
-                    server.conn().outbox.extend_from_slice(&message);
-                    if tag == tag::COPY_DONE || tag == tag::COPY_FAIL {
-                        self.pipeline.copy_ended();
-                    }
-                }
+                self.pass_to_attached(tag, &message);
                 Ok(())
             }
-            other => Err(PgError::fatal(
-                "08P01",
-                format!(
-                    "invalid frontend message type '{}'",
-                    char::from(other).escape_default()
-                ),
-            )
-            .into()),
+            other => Err(invalid_message_type(other)),
+        }
+    }
+
+    /// Flush and COPY data go to the attached server; without one there is
+    /// nothing to flush or copy to.
+    fn pass_to_attached(&mut self, tag: u8, message: &[u8]) {
+        if let Some(server) = self.server.as_mut() {
+            server.conn().outbox.extend_from_slice(message);
+            if tag == tag::COPY_DONE || tag == tag::COPY_FAIL {
+                self.pipeline.copy_ended();
+            }
         }
     }
 
@@ -366,22 +363,10 @@ impl Session {
                 Ok(())
             }
             tag::FLUSH | tag::COPY_DATA | tag::COPY_DONE | tag::COPY_FAIL => {
-                if let Some(server) = self.server.as_mut() {
-                    server.conn().outbox.extend_from_slice(message);
-                    if tag == tag::COPY_DONE || tag == tag::COPY_FAIL {
-                        self.pipeline.copy_ended();
-                    }
-                }
+                self.pass_to_attached(tag, message);
                 Ok(())
             }
-            other => Err(PgError::fatal(
-                "08P01",
-                format!(
-                    "invalid frontend message type '{}'",
-                    char::from(other).escape_default()
-                ),
-            )
-            .into()),
+            other => Err(invalid_message_type(other)),
         }
     }
 
@@ -752,6 +737,18 @@ impl Session {
             Err(_) => tracing::warn!("closing server connection whose reset timed out"),
         }
     }
+}
+
+/// The protocol violation of a message type the frontend may not send.
+fn invalid_message_type(tag: u8) -> SessionEnd {
+    PgError::fatal(
+        "08P01",
+        format!(
+            "invalid frontend message type '{}'",
+            char::from(tag).escape_default()
+        ),
+    )
+    .into()
 }
 
 /// Writes buffered bytes to the client, or, when none are left, flushes

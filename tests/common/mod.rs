@@ -44,8 +44,12 @@ pub fn base_config(cluster: &LocalCluster, mode: PoolMode, pool_size: usize) -> 
 
 /// Starts a fresh cluster with the app role and database.
 pub fn start_cluster() -> LocalCluster {
-    let cluster =
-        LocalCluster::start_temp(&ClusterOptions::for_tests()).expect("local cluster starts");
+    start_cluster_with(&ClusterOptions::for_tests())
+}
+
+/// Starts a fresh cluster with `options`, the app role and database.
+pub fn start_cluster_with(options: &ClusterOptions) -> LocalCluster {
+    let cluster = LocalCluster::start_temp(options).expect("local cluster starts");
     cluster
         .create_role(APP_USER, APP_PASSWORD, false)
         .expect("create role");

@@ -8,7 +8,7 @@ use shardwire::localcluster::{ClusterOptions, LocalCluster};
 use shardwire::proxy::ProxyHandle;
 use shardwire::sharding::map::ShardMap;
 
-use super::{APP_DB, APP_PASSWORD, APP_USER, connect, start_cluster};
+use super::{APP_DB, APP_PASSWORD, APP_USER, connect, start_cluster, start_cluster_with};
 
 /// Shards plus a proxy in front of them.
 pub struct ShardedEnv {
@@ -25,16 +25,7 @@ pub async fn start_clusters(count: usize, options: ClusterOptions) -> Vec<LocalC
     let tasks: Vec<_> = (0..count)
         .map(|_| {
             let options = options.clone();
-            tokio::task::spawn_blocking(move || {
-                let cluster = LocalCluster::start_temp(&options).expect("local cluster starts");
-                cluster
-                    .create_role(APP_USER, APP_PASSWORD, false)
-                    .expect("create role");
-                cluster
-                    .create_database(APP_DB, APP_USER)
-                    .expect("create database");
-                cluster
-            })
+            tokio::task::spawn_blocking(move || start_cluster_with(&options))
         })
         .collect();
     let mut clusters = Vec::new();

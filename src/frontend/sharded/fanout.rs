@@ -100,7 +100,10 @@ impl Session {
             Fanout::Scatter { shards, .. } => shards.clone(),
             Fanout::Write { parts, .. } => parts.iter().map(|p| p.shard).collect(),
         };
-        let atomic = matches!(fanout, Fanout::Write { .. }) && shards.len() > 1;
+        let atomic = match fanout {
+            Fanout::Write { parts, .. } => shards.len() > 1 && !parts.iter().any(|p| cannot_run_in_transaction(&p.sql)),
+            Fanout::Scatter { .. } => false,
+        };
         let implicit = atomic && !self.in_transaction();
         let mut leases = self.take_leases(&shards).await?;
         if implicit {
@@ -201,6 +204,16 @@ impl Answer {
         }
         Some(error)
     }
+}
+
+/// Statements Postgres refuses inside a transaction block (run on each
+/// shard on its own, not atomically).
+fn cannot_run_in_transaction(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    upper.contains("CONCURRENTLY")
+        || upper.trim_start().starts_with("VACUUM")
+        || upper.contains("ALTER SYSTEM")
+        || (upper.contains("ALTER TYPE") && upper.contains("ADD VALUE"))
 }
 
 /// Each shard's request: a simple Query, or Parse/Bind/Describe/Execute/Sync
