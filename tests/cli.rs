@@ -996,11 +996,19 @@ fn demo_serves_stops_on_ctrl_c_and_survives_crashes() {
         // The data went through the proxy and was split: each shard holds
         // some clients, and every shard has all assets (a reference table).
         let direct = format!("postgres://demo:demo@127.0.0.1:{}/demo", entry.port);
-        let here: i64 = psql(&direct, "select count(*) from clients").parse().unwrap();
-        assert!(here > 0 && here < clients, "shard{i} holds {here} of {clients} clients");
+        let here: i64 = psql(&direct, "select count(*) from clients")
+            .parse()
+            .unwrap();
+        assert!(
+            here > 0 && here < clients,
+            "shard{i} holds {here} of {clients} clients"
+        );
         assert_eq!(psql(&direct, "select count(*) from assets"), "1200");
     }
-    assert_eq!(std::fs::canonicalize(&entries[0].data_dir).unwrap(), data_dir);
+    assert_eq!(
+        std::fs::canonicalize(&entries[0].data_dir).unwrap(),
+        data_dir
+    );
     interrupt_demo(demo, dir.path(), &demo_ports(dir.path()));
     assert!(
         !port_accepts(port),

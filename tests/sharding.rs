@@ -245,7 +245,11 @@ async fn split_insert_returns_rows_in_order_and_reference_tables_copy_everywhere
         .await
         .expect("reference write");
     for i in 0..3 {
-        let n = count(&env.connect_shard(i).await, "SELECT count(*) FROM currencies").await;
+        let n = count(
+            &env.connect_shard(i).await,
+            "SELECT count(*) FROM currencies",
+        )
+        .await;
         assert_eq!(n, 2, "shard {i} has the reference rows");
     }
     // A join with a reference table stays on the key's shard.
@@ -288,7 +292,11 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
         .await
         .unwrap();
     tx.rollback().await.unwrap();
-    let changed = count(&client, "SELECT count(*) FROM accounts WHERE name = 'changed'").await;
+    let changed = count(
+        &client,
+        "SELECT count(*) FROM accounts WHERE name = 'changed'",
+    )
+    .await;
     assert_eq!(changed, 0);
     // A failure on the second shard aborts the whole transaction.
     client.batch_execute("BEGIN").await.unwrap();
@@ -311,11 +319,19 @@ async fn cross_shard_transactions_commit_everywhere_or_nowhere() {
         .expect_err("aborted transaction");
     assert_eq!(sqlstate(&err), "25P02");
     client.batch_execute("COMMIT").await.unwrap();
-    let changed = count(&client, "SELECT count(*) FROM accounts WHERE name = 'changed'").await;
+    let changed = count(
+        &client,
+        "SELECT count(*) FROM accounts WHERE name = 'changed'",
+    )
+    .await;
     assert_eq!(changed, 0);
     // No prepared transaction is left behind.
     for i in 0..3 {
-        let n = count(&env.connect_shard(i).await, "SELECT count(*) FROM pg_prepared_xacts").await;
+        let n = count(
+            &env.connect_shard(i).await,
+            "SELECT count(*) FROM pg_prepared_xacts",
+        )
+        .await;
         assert_eq!(n, 0);
     }
 }
@@ -529,6 +545,71 @@ async fn query_strings_spanning_shards_run_statement_by_statement() {
         ))
         .await
         .unwrap();
-    let n = count(&client, "SELECT count(*) FROM accounts WHERE name IN ('A', 'B')").await;
+    let n = count(
+        &client,
+        "SELECT count(*) FROM accounts WHERE name IN ('A', 'B')",
+    )
+    .await;
     assert_eq!(n, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_shard_fails_the_statement_not_the_session() {
+    let mut env = env().await;
+    let client = env.connect().await;
+    let on_two = (1..1000)
+        .find(|i| shard_of(&env, "accounts", *i) == 2)
+        .unwrap();
+    let on_zero = (1..1000)
+        .find(|i| shard_of(&env, "accounts", *i) == 0)
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES ({on_zero}, 'z')"
+        ))
+        .await
+        .unwrap();
+    tokio::task::block_in_place(|| env.shards[2].stop()).expect("stop shard 2");
+    let err = client
+        .query("SELECT * FROM accounts WHERE id = $1", &[&on_two])
+        .await
+        .expect_err("shard 2 is down");
+    assert!(
+        err.code().is_some(),
+        "an ErrorResponse with a SQLSTATE: {err:?}"
+    );
+    let err = client
+        .simple_query("SELECT count(*) FROM accounts")
+        .await
+        .expect_err("a scatter needs shard 2");
+    assert!(err.code().is_some(), "{err:?}");
+    // The same session still serves the other shards.
+    let name: String = client
+        .query_one("SELECT name FROM accounts WHERE id = $1", &[&on_zero])
+        .await
+        .expect("shard 0 still answers")
+        .get(0);
+    assert_eq!(name, "z");
+    // A transaction that meets the dead shard is aborted, not half-committed.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'changed' WHERE id = {on_zero}"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'changed' WHERE id = {on_two}"
+        ))
+        .await
+        .expect_err("shard 2 is down");
+    client.batch_execute("COMMIT").await.unwrap();
+    let name: String = client
+        .query_one("SELECT name FROM accounts WHERE id = $1", &[&on_zero])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(name, "z", "the failed transaction rolled back");
+    tokio::task::block_in_place(|| env.shards[2].start()).expect("restart shard 2");
 }

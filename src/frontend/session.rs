@@ -42,6 +42,11 @@ pub enum SessionEnd {
     ClientGone,
     /// The session must end with this error sent to the client.
     Fatal(PgError),
+    /// Not an end: the current statement fails with this error (a shard
+    /// could not be reached) and the session goes on. The sharded message
+    /// loop answers it; should one reach [`Session::run`], it ends the
+    /// session like `Fatal`.
+    StatementFailed(PgError),
 }
 
 impl From<PgError> for SessionEnd {
@@ -107,7 +112,10 @@ enum Io {
 impl Session {
     /// Runs the query loop until the client leaves or a fatal error.
     pub async fn run(&mut self) -> SessionEnd {
-        let end = self.pump().await;
+        let end = match self.pump().await {
+            SessionEnd::StatementFailed(e) => SessionEnd::Fatal(e),
+            end => end,
+        };
         if let SessionEnd::Fatal(e) = &end {
             e.encode(&mut self.outbox);
         }
@@ -325,8 +333,24 @@ impl Session {
         }
     }
 
-    /// Messages on a sharded database: routed per statement.
+    /// Messages on a sharded database: routed per statement. A shard that
+    /// cannot be reached fails the statement, not the session.
     async fn handle_sharded_message(
+        &mut self,
+        tag: u8,
+        message: &[u8],
+        body: &[u8],
+    ) -> Result<(), SessionEnd> {
+        match self.route_sharded_message(tag, message, body).await {
+            Err(SessionEnd::StatementFailed(error)) => {
+                self.reply_error(error, tag == tag::QUERY);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    async fn route_sharded_message(
         &mut self,
         tag: u8,
         message: &[u8],

@@ -101,7 +101,9 @@ impl Session {
             Fanout::Write { parts, .. } => parts.iter().map(|p| p.shard).collect(),
         };
         let atomic = match fanout {
-            Fanout::Write { parts, .. } => shards.len() > 1 && !parts.iter().any(|p| cannot_run_in_transaction(&p.sql)),
+            Fanout::Write { parts, .. } => {
+                shards.len() > 1 && !parts.iter().any(|p| cannot_run_in_transaction(&p.sql))
+            }
             Fanout::Scatter { .. } => false,
         };
         let implicit = atomic && !self.in_transaction();

@@ -90,6 +90,9 @@ pub struct Txn {
     /// The session's routing settings before a `SET LOCAL shardwire.*`,
     /// restored when the transaction ends.
     pub saved_settings: Option<(Option<usize>, Option<String>)>,
+    /// A shard of the transaction could not be reached: the transaction is
+    /// aborted, as after an error on a server.
+    pub failed: bool,
 }
 
 /// Where a portal's rows come from.
@@ -242,7 +245,8 @@ impl Session {
     /// Whether some participant's transaction failed.
     pub fn transaction_failed(&self) -> bool {
         let st = self.shard_state_ref();
-        st.parked.iter().any(|p| p.lease.conn_ref().status == b'E')
+        st.txn.failed
+            || st.parked.iter().any(|p| p.lease.conn_ref().status == b'E')
             || self
                 .server
                 .as_ref()
@@ -381,7 +385,20 @@ impl Session {
             .cloned()
             .flatten()
             .ok_or_else(|| PgError::error("XX000", format!("no pool for shard {shard}")))?;
-        let mut lease = Box::pin(pool.checkout()).await?;
+        let mut lease = match Box::pin(pool.checkout()).await {
+            Ok(lease) => lease,
+            Err(error) => {
+                // The shard is unreachable: this statement fails, and so
+                // does the transaction it belongs to; the session goes on.
+                if self.in_transaction() {
+                    self.shard_state().txn.failed = true;
+                }
+                return Err(SessionEnd::StatementFailed(PgError {
+                    severity: "ERROR",
+                    ..error
+                }));
+            }
+        };
         let conn = lease.conn();
         if let Some(sql) = sync_query(&conn.session_params, &self.params) {
             Box::pin(conn.run_maintenance(&sql)).await?;
@@ -403,20 +420,29 @@ impl Session {
         let mut leases = Vec::with_capacity(shards.len());
         for &shard in shards {
             let lease = match self.shard_state().take_parked(shard) {
-                Some(p) => p.lease,
-                None => {
-                    let mut lease = self.checkout_shard(shard).await?;
-                    if in_txn {
-                        for sql in self.join_statements() {
-                            Box::pin(lease.conn().run_maintenance(&sql)).await?;
-                        }
-                    }
-                    lease
-                }
+                Some(p) => Ok(p.lease),
+                None => self.join_shard(shard, in_txn).await,
             };
-            leases.push((shard, lease));
+            match lease {
+                Ok(lease) => leases.push((shard, lease)),
+                Err(end) => {
+                    self.return_leases(leases);
+                    return Err(end);
+                }
+            }
         }
         Ok(leases)
+    }
+
+    /// A new server of `shard`, joined to the open transaction when there is one.
+    async fn join_shard(&mut self, shard: usize, in_txn: bool) -> Result<Lease, SessionEnd> {
+        let mut lease = self.checkout_shard(shard).await?;
+        if in_txn {
+            for sql in self.join_statements() {
+                Box::pin(lease.conn().run_maintenance(&sql)).await?;
+            }
+        }
+        Ok(lease)
     }
 
     /// Gives servers back after a cross-shard exchange: those in a

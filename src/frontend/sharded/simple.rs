@@ -269,8 +269,14 @@ impl Session {
             let errors = self.pipeline.errors_seen();
             let mut single = BytesMut::new();
             crate::net::messages::put_query(&mut single, &statement.sql);
-            self.simple_statement(&single, statement, hint, false)
-                .await?;
+            match self.simple_statement(&single, statement, hint, false).await {
+                Err(SessionEnd::StatementFailed(error)) => {
+                    self.pipeline.reply(Synthetic::Error(error));
+                    failed = true;
+                    break;
+                }
+                other => other?,
+            }
             self.drain_active().await?;
             if self.pipeline.errors_seen() > errors {
                 failed = true;
