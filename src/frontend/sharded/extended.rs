@@ -45,15 +45,6 @@ impl Session {
             let st = self.shard_state_ref();
             st.router.analyze(&sql, &st.map)
         };
-        if let Some(problem) = &analysis.parse_error
-            && !matches!(analysis.hint, Some(crate::router::Hint::Shard(_)))
-            && self.shard_state_ref().session_shard.is_none()
-        {
-            let problem = problem.clone();
-            return self
-                .unparsed_statement(&[], &sql, &analysis, &problem, false)
-                .await;
-        }
         if analysis.statements.len() > 1 {
             self.reply_error(
                 PgError::error(

@@ -8,8 +8,8 @@ use super::fanout::{Fanout, WritePart};
 use super::{Portal, command_complete};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
-use crate::net::messages::{PgError, put_cstr, put_message, query_text, tag};
-use crate::router::{Analysis, Hint, Route, RouteInput, StatementAnalysis, StatementKind};
+use crate::net::messages::{PgError, query_text};
+use crate::router::{Hint, Route, RouteInput, StatementAnalysis, StatementKind};
 
 /// The error Postgres gives for statements in a failed transaction block.
 pub fn aborted_transaction() -> PgError {
@@ -38,11 +38,6 @@ impl Session {
             let st = self.shard_state_ref();
             st.router.analyze(sql, &st.map)
         };
-        if let Some(problem) = &analysis.parse_error {
-            return self
-                .unparsed_statement(message, sql, &analysis, problem, true)
-                .await;
-        }
         match analysis.statements.as_slice() {
             [] => {
                 let shard = self.shard_for_unrouted(analysis.hint.as_ref())?;
@@ -325,64 +320,6 @@ impl Session {
             return None;
         }
         target.or_else(|| self.shard_for_unrouted(hint).ok())
-    }
-
-    /// Text sqlparser cannot parse: with a shard hint it goes there; else
-    /// the default shard checks it (so a real syntax error is reported as
-    /// Postgres reports it) and valid-but-unparsable SQL is refused.
-    pub(crate) async fn unparsed_statement(
-        &mut self,
-        message: &[u8],
-        sql: &str,
-        analysis: &Analysis,
-        problem: &str,
-        simple: bool,
-    ) -> Result<(), SessionEnd> {
-        let hinted = match &analysis.hint {
-            Some(Hint::Shard(name)) => Some(self.shard_state_ref().resolve_shard(name)),
-            _ => self.shard_state_ref().session_shard.map(Ok),
-        };
-        match hinted {
-            Some(Ok(shard)) if simple => {
-                self.activate(shard).await?;
-                self.send_active(message, Expect::ReadyForQuery);
-                return Ok(());
-            }
-            Some(Err(e)) => {
-                self.reply_error(e, simple);
-                return Ok(());
-            }
-            _ => {}
-        }
-        let default = self.shard_state_ref().map.default_shard;
-        let mut leases = self.take_leases(&[default]).await?;
-        let mut request = BytesMut::new();
-        put_message(&mut request, tag::PARSE, |b| {
-            put_cstr(b, b"");
-            put_cstr(b, sql.as_bytes());
-            b.extend_from_slice(&0i16.to_be_bytes());
-        });
-        crate::net::messages::put_empty(&mut request, tag::SYNC);
-        let checked = super::exchange::exchange(
-            leases[0].1.conn(),
-            &request,
-            super::exchange::Until::ReadyForQuery,
-        )
-        .await;
-        leases[0].1.conn().prepared.unnamed = None;
-        self.return_leases(leases);
-        let error = match checked {
-            Ok(answer) => answer.error_summary().unwrap_or_else(|| {
-                PgError::error(
-                    "0A000",
-                    format!("shardwire cannot parse this statement to route it: {problem}"),
-                )
-                .with_hint("add a /* shardwire: shard=N */ comment or SET shardwire.shard to send it to one shard")
-            }),
-            Err(e) => return Err(SessionEnd::Fatal(e)),
-        };
-        self.reply_error(error, simple);
-        Ok(())
     }
 
     /// Whether the proxy answers this statement itself.
