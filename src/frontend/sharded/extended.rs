@@ -10,7 +10,7 @@
 use bytes::Bytes;
 
 use super::fanout::{Extended, FanoutPortal};
-use super::simple::{aborted_transaction, route_to_fanout};
+use super::simple::{Target, aborted_transaction, route_target};
 use super::{BindValues, Portal, message};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
@@ -124,12 +124,12 @@ impl Session {
                 return Ok(());
             }
         };
-        match route_to_fanout(route, statement) {
-            Ok(shard) => {
+        match route_target(route, statement) {
+            Ok(Target::Shard(shard)) => {
                 self.bind_on_shard(shard, portal_name, statement_name, rest)
                     .await
             }
-            Err(fanout) => {
+            Ok(Target::Fanout(fanout)) => {
                 let param_types = param_types(&def.content);
                 let portal = FanoutPortal {
                     fanout,
@@ -143,6 +143,10 @@ impl Session {
                     .portals
                     .insert(portal_name, Portal::Fanout(Box::new(portal)));
                 self.reply_raw(message(bt::BIND_COMPLETE, |_| {}));
+                Ok(())
+            }
+            Err(e) => {
+                self.reply_error(e, false);
                 Ok(())
             }
         }

@@ -172,7 +172,8 @@ impl Session {
                 reorder,
                 replicated,
             } => Ok(if *replicated {
-                combine_writes(&parts[..1], false, &answers[..1])
+                let one = parts.len().min(answers.len()).min(1);
+                combine_writes(&parts[..one], false, &answers[..one])
             } else {
                 combine_writes(parts, *reorder, answers)
             }),

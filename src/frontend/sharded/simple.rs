@@ -137,15 +137,16 @@ impl Session {
                 return Ok(());
             }
         };
-        match route_to_fanout(route, statement) {
-            Ok(shard) => {
+        match route_target(route, statement) {
+            Ok(Target::Shard(shard)) => {
                 self.activate(shard).await?;
                 self.send_active(message, forwarded);
             }
-            Err(fanout) => {
+            Ok(Target::Fanout(fanout)) => {
                 let result = self.run_fanout(&fanout, None).await?;
                 self.finish_simple(result.map(|r| r.into_simple_answer()), alone);
             }
+            Err(e) => self.finish_simple(Err(e), alone),
         }
         Ok(())
     }
@@ -528,13 +529,22 @@ pub fn is_transaction_control(kind: &StatementKind) -> bool {
     )
 }
 
-/// A single-shard route as `Ok(shard)`, anything else as the fan-out that
-/// runs it.
-pub fn route_to_fanout(route: Route, statement: &StatementAnalysis) -> Result<usize, Fanout> {
-    match route {
-        Route::Single(shard) => Ok(shard),
-        Route::Scatter { shards, plan } => Err(Fanout::Scatter { plan, shards }),
-        Route::AllShards { shards, replicated } => Err(Fanout::Write {
+/// Where a routed (non-COPY) statement runs.
+pub enum Target {
+    /// Forwarded to one shard.
+    Shard(usize),
+    /// Run by the proxy on several shards.
+    Fanout(Fanout),
+}
+
+/// The target of a route. COPY routes and key-position requests are
+/// handled before this point; meeting one here is an internal error,
+/// reported rather than answered wrongly.
+pub fn route_target(route: Route, statement: &StatementAnalysis) -> Result<Target, PgError> {
+    Ok(match route {
+        Route::Single(shard) => Target::Shard(shard),
+        Route::Scatter { shards, plan } => Target::Fanout(Fanout::Scatter { plan, shards }),
+        Route::AllShards { shards, replicated } => Target::Fanout(Fanout::Write {
             parts: shards
                 .into_iter()
                 .map(|shard| WritePart {
@@ -547,7 +557,7 @@ pub fn route_to_fanout(route: Route, statement: &StatementAnalysis) -> Result<us
             reorder: false,
             replicated,
         }),
-        Route::SplitInsert { parts } => Err(Fanout::Write {
+        Route::SplitInsert { parts } => Target::Fanout(Fanout::Write {
             parts: parts
                 .into_iter()
                 .map(|p| WritePart {
@@ -560,17 +570,11 @@ pub fn route_to_fanout(route: Route, statement: &StatementAnalysis) -> Result<us
             reorder: true,
             replicated: false,
         }),
-        // COPY routes are handled by the COPY path, and key positions by
-        // `route_learning`, before this point.
-        Route::Concat { shards } | Route::SplitCopy { shards } => Err(Fanout::Write {
-            parts: Vec::new(),
-            reorder: false,
-            replicated: shards.is_empty(),
-        }),
-        Route::NeedsKeyPosition { .. } => Err(Fanout::Write {
-            parts: Vec::new(),
-            reorder: false,
-            replicated: false,
-        }),
-    }
+        Route::Concat { .. } | Route::SplitCopy { .. } | Route::NeedsKeyPosition { .. } => {
+            return Err(PgError::error(
+                "XX000",
+                format!("shardwire cannot run this statement here: {route:?}"),
+            ));
+        }
+    })
 }
