@@ -17,6 +17,7 @@ pub mod proxy;
 pub mod router;
 pub mod scatter;
 pub mod sharding;
+mod sqlwalk;
 
 /// Name of the admin console's database on the proxy's port.
 pub const ADMIN_DATABASE: &str = "shardwire";

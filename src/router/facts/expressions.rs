@@ -1,12 +1,15 @@
 //! Walking expressions for the subqueries they contain; anything not
 //! understood is scanned for table names instead.
 
+use std::convert::Infallible;
 use std::fmt::Display;
+use std::ops::ControlFlow;
 
-use sqlparser::ast::{Expr, Function, FunctionArg, FunctionArgExpr, FunctionArguments, InTarget};
+use sqlparser::ast::Visit;
 
 use super::{Walker, mentioned_tables};
 use crate::router::text;
+use crate::sqlwalk::{LevelNode, walk_level};
 
 impl Walker<'_> {
     /// Something the walk does not look into: every sharded or reference
@@ -19,169 +22,91 @@ impl Walker<'_> {
         }
     }
 
-    /// Walks an expression for the subqueries it contains.
-    pub(super) fn expr(&mut self, expr: &Expr) {
-        match expr {
-            Expr::Subquery(query)
-            | Expr::Exists {
-                subquery: query, ..
-            } => self.query(query, false),
-            Expr::In { expr, target, .. } => {
-                self.expr(expr);
-                match target {
-                    InTarget::List(list) => list.iter().for_each(|e| self.expr(e)),
-                    InTarget::Subquery(query) => self.query(query, false),
-                    InTarget::Unnest(e) => self.expr(e),
-                    other => self.opaque(other),
-                }
+    /// Walks an expression, or anything holding expressions (function
+    /// arguments), for the subqueries it contains: each is walked as a
+    /// nested query, and a table named outside any subquery (`x IN t`)
+    /// counts like anything not understood.
+    pub(super) fn expr(&mut self, node: &impl Visit) {
+        let _: ControlFlow<Infallible> = walk_level(node, |found| {
+            match found {
+                LevelNode::Query(query) => self.query(query, false),
+                LevelNode::Relation(name) => self.opaque(name),
+                LevelNode::Expr(_) => {}
             }
-            Expr::BinaryOp { left, right, .. }
-            | Expr::AnyOp { left, right, .. }
-            | Expr::AllOp { left, right, .. }
-            | Expr::IsDistinctFrom(left, right)
-            | Expr::IsNotDistinctFrom(left, right)
-            | Expr::AtTimeZone {
-                timestamp: left,
-                time_zone: right,
-            }
-            | Expr::Position {
-                expr: left,
-                r#in: right,
-            } => {
-                self.expr(left);
-                self.expr(right);
-            }
-            Expr::UnaryOp { expr, .. }
-            | Expr::Nested(expr)
-            | Expr::Cast { expr, .. }
-            | Expr::Collate { expr, .. }
-            | Expr::Extract { expr, .. }
-            | Expr::Ceil { expr, .. }
-            | Expr::Floor { expr, .. }
-            | Expr::Named { expr, .. }
-            | Expr::IsJson { expr, .. }
-            | Expr::IsNormalized { expr, .. }
-            | Expr::IsFalse(expr)
-            | Expr::IsNotFalse(expr)
-            | Expr::IsTrue(expr)
-            | Expr::IsNotTrue(expr)
-            | Expr::IsNull(expr)
-            | Expr::IsNotNull(expr)
-            | Expr::IsUnknown(expr)
-            | Expr::IsNotUnknown(expr) => self.expr(expr),
-            Expr::Between {
-                expr, low, high, ..
-            } => [expr, low, high].into_iter().for_each(|e| self.expr(e)),
-            Expr::Like {
-                expr,
-                pattern,
-                escape_char,
-                ..
-            }
-            | Expr::ILike {
-                expr,
-                pattern,
-                escape_char,
-                ..
-            }
-            | Expr::SimilarTo {
-                expr,
-                pattern,
-                escape_char,
-                ..
-            } => [Some(expr), Some(pattern), escape_char.as_ref()]
-                .into_iter()
-                .flatten()
-                .for_each(|e| self.expr(e)),
-            Expr::Substring {
-                expr,
-                substring_from,
-                substring_for,
-                ..
-            } => [Some(expr), substring_from.as_ref(), substring_for.as_ref()]
-                .into_iter()
-                .flatten()
-                .for_each(|e| self.expr(e)),
-            Expr::Trim {
-                expr,
-                trim_what,
-                trim_characters,
-                ..
-            } => {
-                self.expr(expr);
-                trim_what.iter().for_each(|e| self.expr(e));
-                trim_characters.iter().flatten().for_each(|e| self.expr(e));
-            }
-            Expr::Overlay {
-                expr,
-                overlay_what,
-                overlay_from,
-                overlay_for,
-            } => [
-                Some(expr),
-                Some(overlay_what),
-                Some(overlay_from),
-                overlay_for.as_ref(),
-            ]
+            ControlFlow::Continue(())
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use sqlparser::dialect::PostgreSqlDialect;
+    use sqlparser::parser::Parser;
+
+    use super::super::{Facts, Walker};
+    use crate::router::keys::{KeyConstraint, KeySource};
+    use crate::sharding::map::ShardMap;
+
+    /// The facts of `sql` against the shipped demo map (`clients`,
+    /// `portfolios`, `holdings`, `transactions` sharded by `client_id`).
+    fn facts(sql: &str) -> Facts {
+        let names = ["shard0".to_string(), "shard1".to_string()];
+        let map = ShardMap::from_toml(include_str!("../../../shard-maps/demo.toml"), &names)
+            .unwrap_or_else(|problems| panic!("{problems:#?}"));
+        let statements = Parser::parse_sql(&PostgreSqlDialect {}, sql).expect("test SQL parses");
+        let mut walker = Walker::new(&map);
+        walker.statement(&statements[0]);
+        walker.finish()
+    }
+
+    /// Name, depth and key constraint of every reference.
+    fn refs(sql: &str) -> Vec<(String, usize, Option<KeyConstraint>)> {
+        facts(sql)
+            .refs
             .into_iter()
-            .flatten()
-            .for_each(|e| self.expr(e)),
-            Expr::Case {
-                operand,
-                conditions,
-                else_result,
-                ..
-            } => {
-                operand.iter().for_each(|e| self.expr(e));
-                for when in conditions {
-                    self.expr(&when.condition);
-                    self.expr(&when.result);
-                }
-                else_result.iter().for_each(|e| self.expr(e));
-            }
-            Expr::Function(function) => self.function(function),
-            Expr::Tuple(exprs) => exprs.iter().for_each(|e| self.expr(e)),
-            Expr::Array(array) => array.elem.iter().for_each(|e| self.expr(e)),
-            Expr::GroupingSets(sets) | Expr::Cube(sets) | Expr::Rollup(sets) => {
-                sets.iter().flatten().for_each(|e| self.expr(e))
-            }
-            Expr::Identifier(_)
-            | Expr::CompoundIdentifier(_)
-            | Expr::Value(_)
-            | Expr::TypedString(_)
-            | Expr::Wildcard(_)
-            | Expr::QualifiedWildcard(..) => {}
-            other => self.opaque(other),
-        }
+            .map(|r| (r.name, r.depth, r.constraint))
+            .collect()
     }
 
-    pub(super) fn function(&mut self, function: &Function) {
-        for arguments in [&function.parameters, &function.args] {
-            match arguments {
-                FunctionArguments::None => {}
-                FunctionArguments::Subquery(query) => self.query(query, false),
-                FunctionArguments::List(list) => {
-                    list.args.iter().for_each(|a| self.function_arg(a));
-                    list.clauses.iter().for_each(|c| self.opaque(c));
-                }
-            }
-        }
-        function.filter.iter().for_each(|e| self.expr(e));
-        function
-            .within_group
-            .iter()
-            .for_each(|o| self.expr(&o.expr));
-        if let Some(over) = &function.over {
-            self.opaque(over);
-        }
+    fn client(id: &str) -> Option<KeyConstraint> {
+        Some(KeyConstraint::OneOf(vec![KeySource::Number(id.into())]))
     }
 
-    pub(super) fn function_arg(&mut self, arg: &FunctionArg) {
-        let (FunctionArg::Named { arg, .. }
-        | FunctionArg::ExprNamed { arg, .. }
-        | FunctionArg::Unnamed(arg)) = arg;
-        if let FunctionArgExpr::Expr(e) = arg {
-            self.expr(e);
-        }
+    #[test]
+    fn subqueries_in_expressions_are_walked_as_nested_queries() {
+        assert_eq!(
+            refs(
+                "SELECT * FROM holdings h WHERE h.client_id = 1 \
+                 AND h.portfolio_id IN (SELECT id FROM portfolios p WHERE p.client_id = 2) \
+                 AND EXISTS (SELECT 1 FROM transactions t WHERE t.client_id = 3)"
+            ),
+            [
+                ("public.holdings".into(), 0, client("1")),
+                ("public.portfolios".into(), 1, client("2")),
+                ("public.transactions".into(), 1, client("3")),
+            ]
+        );
+    }
+
+    #[test]
+    fn subqueries_inside_window_and_call_clauses_are_walked_too() {
+        assert_eq!(
+            refs(
+                "SELECT row_number() OVER (PARTITION BY \
+                 (SELECT 1 FROM clients c WHERE c.client_id = 5)) FROM holdings"
+            ),
+            [
+                ("public.holdings".into(), 0, None),
+                ("public.clients".into(), 1, client("5")),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_column_named_like_a_table_is_no_reference() {
+        assert_eq!(
+            refs("SELECT string_agg(note, ',' ORDER BY clients) FROM holdings"),
+            [("public.holdings".into(), 0, None)]
+        );
     }
 }

@@ -91,7 +91,7 @@ impl Walker<'_> {
             SetExpr::Table(table) => self.opaque(table),
         }
         self.in_scope(false, false, |walker| {
-            trailing.iter().for_each(|e| walker.expr(e))
+            trailing.iter().for_each(|&e| walker.expr(e))
         });
     }
 
@@ -115,7 +115,7 @@ impl Walker<'_> {
             select.having.iter().for_each(|e| walker.expr(e));
             select.qualify.iter().for_each(|e| walker.expr(e));
             select.named_window.iter().for_each(|w| walker.opaque(w));
-            trailing.iter().for_each(|e| walker.expr(e));
+            trailing.iter().for_each(|&e| walker.expr(e));
         });
         if select.into.is_some() {
             self.facts.creates_table = true;
@@ -217,7 +217,7 @@ impl Walker<'_> {
                 name, alias, args, ..
             } => match args {
                 Some(args) => {
-                    args.args.iter().for_each(|a| self.function_arg(a));
+                    self.expr(&args.args);
                     let label = alias.as_ref().map_or_else(
                         || fold_name(name).pop().unwrap_or_default(),
                         |a| fold(&a.name),
@@ -239,7 +239,7 @@ impl Walker<'_> {
                 self.bind_alias(alias.as_ref().map(|a| &a.name));
             }
             TableFactor::Function { args, alias, .. } => {
-                args.iter().for_each(|a| self.function_arg(a));
+                self.expr(args);
                 self.bind_alias(alias.as_ref().map(|a| &a.name));
             }
             TableFactor::UNNEST {
