@@ -613,3 +613,38 @@ async fn an_unreachable_shard_fails_the_statement_not_the_session() {
     assert_eq!(name, "z", "the failed transaction rolled back");
     tokio::task::block_in_place(|| env.shards[2].start()).expect("restart shard 2");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_extended_batch_may_visit_several_shards() {
+    use postgres_protocol::message::frontend;
+    let env = env().await;
+    let client = env.connect().await;
+    let b = (2..100)
+        .find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1))
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES (1, 'one'), ({b}, 'two')"
+        ))
+        .await
+        .unwrap();
+    // Parse once, then Bind/Execute for a key on one shard and a key on
+    // another, and a single Sync: the proxy must fetch the first shard's
+    // answers (the server holds them until Sync or Flush) before moving on.
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    let b_text = b.to_string();
+    raw.send(|out| {
+        frontend::parse("", "SELECT name FROM accounts WHERE id = $1", [20u32], out).unwrap();
+        common::raw::bind_text(out, "", "", &[Some("1")], 0);
+        frontend::execute("", 0, out).unwrap();
+        common::raw::bind_text(out, "", "", &[Some(b_text.as_str())], 0);
+        frontend::execute("", 0, out).unwrap();
+        frontend::sync(out);
+    })
+    .await;
+    let t = raw.until_ready().await;
+    assert_eq!(t.tags, "12DC2DCZ", "{t:?}");
+    assert_eq!(t.text(0, 0).as_deref(), Some("one"));
+    assert_eq!(t.text(1, 0).as_deref(), Some("two"));
+    assert_eq!(t.status, b'I');
+}

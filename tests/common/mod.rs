@@ -6,6 +6,7 @@
 
 pub mod hash_partitions;
 pub mod keys;
+pub mod raw;
 pub mod sharded;
 
 use shardwire::config::{Config, PoolMode, User};

@@ -283,6 +283,17 @@ impl Session {
     /// Waits until the active server has answered everything sent to it,
     /// moving its answers to the client.
     pub(crate) async fn drain_active(&mut self) -> Result<(), SessionEnd> {
+        // Inside an extended batch the server holds its answers until Sync
+        // or Flush: ask for them now.
+        if self.pipeline.unsynced()
+            && self.pipeline.has_server_answers_pending()
+            && let Some(lease) = self.server.as_mut()
+        {
+            crate::net::messages::put_empty(
+                &mut lease.conn().outbox,
+                crate::net::messages::tag::FLUSH,
+            );
+        }
         loop {
             self.handle_server_messages()?;
             self.pipeline.release_replies(&mut self.outbox);
