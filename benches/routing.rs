@@ -24,8 +24,8 @@
 //! of the very samples criterion measured (per-iteration time of each of
 //! its `SAMPLE_SIZE` samples).
 //!
-//! Run: `cargo bench --bench routing` (about a minute and a half after the
-//! build). `cargo test --benches` runs each benchmark once and prints no
+//! Run: `cargo bench --bench routing` (under two minutes after the build;
+//! no plots). `cargo test --benches` runs each benchmark once and prints no
 //! ratios.
 
 use std::collections::HashMap;
@@ -330,6 +330,7 @@ fn main() {
         .sample_size(SAMPLE_SIZE)
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))
+        .without_plots()
         .configure_from_args();
     let names: Vec<String> = (0..SHARDS).map(|i| format!("shard{i}")).collect();
     let fixture = Fixture {
