@@ -189,6 +189,28 @@ pub fn normalize_table_name(parts: &[String]) -> String {
     }
 }
 
+/// Why `input` is not a valid key of `table`: out of range for an integer
+/// key written as an integer, invalid otherwise.
+fn key_error(table: &ShardedTable, input: KeyInput<'_>) -> KeyError {
+    let written = match input {
+        KeyInput::Text(text) => text.to_string(),
+        KeyInput::Binary(bytes) => key::hex_literal(bytes),
+        KeyInput::Null => String::new(),
+    };
+    if is_integer_text(table.key_type, &written) {
+        KeyError::OutOfRange {
+            value: written.trim().to_string(),
+            key_type: table.key_type.sql_name(),
+        }
+    } else {
+        KeyError::Invalid {
+            value: written,
+            column: table.key_column.clone(),
+            key_type: table.key_type.sql_name(),
+        }
+    }
+}
+
 /// Whether `text` is a well-formed decimal integer for an integer key
 /// type, so failing to parse it means it is out of range.
 fn is_integer_text(key_type: KeyType, text: &str) -> bool {
@@ -229,25 +251,15 @@ impl ShardMap {
         table: &ShardedTable,
         input: KeyInput<'_>,
     ) -> Result<Option<OwnedKey>, KeyError> {
-        let (parsed, written) = match input {
+        let parsed = match input {
             KeyInput::Null => return Ok(None),
-            KeyInput::Text(text) => (key::parse_text(table.key_type, text), text.into()),
-            KeyInput::Binary(bytes) => (
-                key::parse_binary(table.key_type, bytes),
-                std::borrow::Cow::Owned(key::hex_literal(bytes)),
-            ),
+            KeyInput::Text(text) => key::parse_text(table.key_type, text),
+            KeyInput::Binary(bytes) => key::parse_binary(table.key_type, bytes),
         };
         match parsed {
             Some(key) => Ok(Some(key)),
-            None if is_integer_text(table.key_type, &written) => Err(KeyError::OutOfRange {
-                value: written.trim().to_string(),
-                key_type: table.key_type.sql_name(),
-            }),
-            None => Err(KeyError::Invalid {
-                value: written.into_owned(),
-                column: table.key_column.clone(),
-                key_type: table.key_type.sql_name(),
-            }),
+            // The value's text is built only for the error message.
+            None => Err(key_error(table, input)),
         }
     }
 
