@@ -648,3 +648,38 @@ async fn one_extended_batch_may_visit_several_shards() {
     assert_eq!(t.text(1, 0).as_deref(), Some("two"));
     assert_eq!(t.status, b'I');
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancel_reaches_every_shard_of_a_scatter() {
+    let env = env().await;
+    let client = env.connect().await;
+    let one_per_shard: Vec<i64> = (0..3)
+        .map(|s| {
+            (1..1000)
+                .find(|i| shard_of(&env, "accounts", *i) == s)
+                .unwrap()
+        })
+        .collect();
+    for id in &one_per_shard {
+        client
+            .execute("INSERT INTO accounts (id, name) VALUES ($1, 'x')", &[id])
+            .await
+            .unwrap();
+    }
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        token.cancel_query(tokio_postgres::NoTls).await
+    });
+    // Every shard sleeps 60 s per row: only a cancel on all of them ends it.
+    let err = client
+        .query(
+            "SELECT count(*) FROM accounts WHERE pg_sleep(60) IS NOT NULL",
+            &[],
+        )
+        .await
+        .expect_err("cancelled");
+    assert_eq!(sqlstate(&err), "57014", "{err:?}");
+    canceller.await.unwrap().expect("cancel sent");
+    assert_eq!(count(&client, "SELECT count(*) FROM accounts").await, 3);
+}

@@ -1,6 +1,7 @@
 //! Routing of CancelRequests: the proxy gives each client its own cancel key
-//! and remembers which server connection is running that client's query, so
-//! a cancel reaches exactly that backend.
+//! and remembers which server connections are running that client's query
+//! (one, or every shard of a cross-shard statement), so a cancel reaches
+//! exactly those backends.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,20 +11,28 @@ use tokio::io::AsyncWriteExt;
 
 use crate::backend::conn::CancelTarget;
 
-/// The server a client's statements run on right now, if any.
+/// The servers a client's statements run on right now, if any.
 #[derive(Default)]
 pub struct CancelSlot {
-    target: Mutex<Option<CancelTarget>>,
+    targets: Mutex<Vec<CancelTarget>>,
 }
 
 impl CancelSlot {
     /// Records the server connection now serving the client (None: none).
     pub fn set(&self, target: Option<CancelTarget>) {
-        *self.target.lock().unwrap_or_else(|e| e.into_inner()) = target;
+        self.set_all(target);
     }
 
-    fn get(&self) -> Option<CancelTarget> {
-        self.target
+    /// Records every server connection running the client's statement (a
+    /// statement fanned out to several shards).
+    pub fn set_all(&self, targets: impl IntoIterator<Item = CancelTarget>) {
+        let mut slot = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        slot.clear();
+        slot.extend(targets);
+    }
+
+    fn get(&self) -> Vec<CancelTarget> {
+        self.targets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
@@ -89,34 +98,32 @@ impl CancelRegistry {
         }
     }
 
-    /// Passes a client's CancelRequest to the server running its query.
+    /// Passes a client's CancelRequest to the servers running its query.
     /// Unknown keys and idle clients are ignored, as Postgres does.
     pub async fn cancel(&self, pid: i32, secret: i32) {
-        let target = {
+        let targets = {
             let entries = self.lock();
             match entries.get(&pid) {
                 Some(entry) if entry.secret == secret => entry.slot.get(),
-                _ => None,
+                _ => Vec::new(),
             }
         };
-        let Some(target) = target else {
-            return;
-        };
-        let mut packet = BytesMut::new();
-        postgres_protocol::message::frontend::cancel_request(
-            target.pid,
-            target.secret,
-            &mut packet,
-        );
-        match tokio::net::TcpStream::connect(&*target.address).await {
-            Ok(mut stream) => {
-                if let Err(e) = stream.write_all(&packet).await {
-                    tracing::warn!(server = %target.address, error = %e, "cancel request not delivered");
-                }
+        futures::future::join_all(targets.iter().map(send_cancel)).await;
+    }
+}
+
+/// Sends one CancelRequest to one server.
+async fn send_cancel(target: &CancelTarget) {
+    let mut packet = BytesMut::new();
+    postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut packet);
+    match tokio::net::TcpStream::connect(&*target.address).await {
+        Ok(mut stream) => {
+            if let Err(e) = stream.write_all(&packet).await {
+                tracing::warn!(server = %target.address, error = %e, "cancel request not delivered");
             }
-            Err(e) => {
-                tracing::warn!(server = %target.address, error = %e, "cancel request not delivered")
-            }
+        }
+        Err(e) => {
+            tracing::warn!(server = %target.address, error = %e, "cancel request not delivered")
         }
     }
 }

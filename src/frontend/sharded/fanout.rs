@@ -118,6 +118,10 @@ impl Session {
             }
         }
         let requests = build_requests(fanout, extended, &shards);
+        // A cancel reaches every shard the statement runs on.
+        self.cancel
+            .slot
+            .set_all(leases.iter().map(|(_, l)| l.conn_ref().cancel.clone()));
         let answers = {
             let conns = leases
                 .iter_mut()
@@ -126,6 +130,7 @@ impl Session {
                 .collect();
             exchange_all(conns, Until::ReadyForQuery).await
         };
+        self.cancel.slot.set(None);
         let answers = match answers {
             Ok(answers) => answers,
             Err(e) => {
