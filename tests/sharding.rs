@@ -683,3 +683,165 @@ async fn a_cancel_reaches_every_shard_of_a_scatter() {
     canceller.await.unwrap().expect("cancel sent");
     assert_eq!(count(&client, "SELECT count(*) FROM accounts").await, 3);
 }
+
+/// Names of the accounts with these ids, read on the shards directly.
+async fn stored_name(env: &ShardedEnv, id: i64) -> Option<String> {
+    let shard = shard_of(env, "accounts", id);
+    env.connect_shard(shard)
+        .await
+        .query_opt("SELECT name FROM accounts WHERE id = $1", &[&id])
+        .await
+        .unwrap()
+        .map(|r| r.get(0))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn begin_reaches_servers_already_attached() {
+    use postgres_protocol::message::frontend;
+    let env = env().await;
+    let client = env.connect().await;
+    client
+        .batch_execute("INSERT INTO accounts (id, name) VALUES (2, 'orig')")
+        .await
+        .unwrap();
+    // Pipelined simple queries: the server of the first stays attached
+    // while BEGIN arrives; the UPDATE must still be inside the transaction.
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    raw.send(|out| {
+        frontend::query("SELECT name FROM accounts WHERE id = 2", out).unwrap();
+        frontend::query("BEGIN", out).unwrap();
+        frontend::query("UPDATE accounts SET name = 'changed' WHERE id = 2", out).unwrap();
+        frontend::query("ROLLBACK", out).unwrap();
+    })
+    .await;
+    let statuses: Vec<u8> = [
+        raw.until_ready().await,
+        raw.until_ready().await,
+        raw.until_ready().await,
+        raw.until_ready().await,
+    ]
+    .iter()
+    .map(|t| t.status)
+    .collect();
+    assert_eq!(statuses, b"ITTI".to_vec());
+    assert_eq!(stored_name(&env, 2).await.as_deref(), Some("orig"));
+    // COMMIT AND CHAIN opens the next transaction at once.
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("UPDATE accounts SET name = 'first' WHERE id = 2")
+        .await
+        .unwrap();
+    client.batch_execute("COMMIT AND CHAIN").await.unwrap();
+    client
+        .batch_execute("UPDATE accounts SET name = 'second' WHERE id = 2")
+        .await
+        .unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(stored_name(&env, 2).await.as_deref(), Some("first"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_mode_transactions_and_resets_cover_every_shard() {
+    let env = ShardedEnv::start(3, MAP, |config| {
+        config.pool.mode = shardwire::config::PoolMode::Session;
+    })
+    .await;
+    env.on_every_shard(SCHEMA).await;
+    let client = env.connect().await;
+    client
+        .batch_execute("INSERT INTO accounts (id, name) VALUES (2, 'orig')")
+        .await
+        .unwrap();
+    client.batch_execute("BEGIN").await.unwrap();
+    client
+        .batch_execute("UPDATE accounts SET name = 'changed' WHERE id = 2")
+        .await
+        .unwrap();
+    client.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(stored_name(&env, 2).await.as_deref(), Some("orig"));
+    // Session state left on any shard is reset before the next client.
+    for shard in 0..3 {
+        client
+            .batch_execute(&format!(
+                "SET shardwire.shard = {shard}; SET statement_timeout = '4321ms'"
+            ))
+            .await
+            .unwrap();
+    }
+    drop(client);
+    let next = env.connect().await;
+    for shard in 0..3 {
+        next.batch_execute(&format!("SET shardwire.shard = {shard}"))
+            .await
+            .unwrap();
+        let timeout: String = next
+            .query_one("SHOW statement_timeout", &[])
+            .await
+            .unwrap()
+            .get(0);
+        assert_ne!(
+            timeout, "4321ms",
+            "shard {shard} kept the previous client's setting"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_extended_batch_stops_and_commits_nothing() {
+    use postgres_protocol::message::frontend;
+    let env = env().await;
+    let client = env.connect().await;
+    let b = (2..100)
+        .find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1))
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES (1, 'a'), ({b}, 'b')"
+        ))
+        .await
+        .unwrap();
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    let b_text = b.to_string();
+    raw.send(|out| {
+        // Shard of 1: fine. Shard of b: division by zero. Shard of 1 again:
+        // must not run.
+        frontend::parse(
+            "ok",
+            "UPDATE accounts SET name = 'x' WHERE id = $1",
+            [20u32],
+            out,
+        )
+        .unwrap();
+        common::raw::bind_text(out, "", "ok", &[Some("1")], 0);
+        frontend::execute("", 0, out).unwrap();
+        frontend::parse(
+            "bad",
+            "UPDATE accounts SET name = 'x' WHERE id = $1 AND 1/0 = 1",
+            [20u32],
+            out,
+        )
+        .unwrap();
+        common::raw::bind_text(out, "", "bad", &[Some(b_text.as_str())], 0);
+        frontend::execute("", 0, out).unwrap();
+        common::raw::bind_text(out, "", "ok", &[Some("1")], 0);
+        frontend::execute("", 0, out).unwrap();
+        frontend::sync(out);
+    })
+    .await;
+    let t = raw.until_ready().await;
+    assert_eq!(t.errors, vec!["22012".to_string()], "{t:?}");
+    assert!(
+        t.tags.ends_with("EZ"),
+        "nothing after the error but ReadyForQuery: {t:?}"
+    );
+    assert_eq!(
+        stored_name(&env, 1).await.as_deref(),
+        Some("a"),
+        "the batch committed nothing"
+    );
+    assert_eq!(stored_name(&env, b).await.as_deref(), Some("b"));
+    // The session goes on.
+    raw.send(|out| frontend::query("SELECT 1", out).unwrap())
+        .await;
+    assert_eq!(raw.until_ready().await.errors, Vec::<String>::new());
+}

@@ -47,6 +47,9 @@ pub enum SessionEnd {
     /// loop answers it; should one reach [`Session::run`], it ends the
     /// session like `Fatal`.
     StatementFailed(PgError),
+    /// Not an end: an extended batch failed on a server; the client's
+    /// messages up to its Sync are skipped (the server skips them too).
+    BatchFailed,
 }
 
 impl From<PgError> for SessionEnd {
@@ -114,6 +117,9 @@ impl Session {
     pub async fn run(&mut self) -> SessionEnd {
         let end = match self.pump().await {
             SessionEnd::StatementFailed(e) => SessionEnd::Fatal(e),
+            SessionEnd::BatchFailed => {
+                SessionEnd::Fatal(PgError::fatal("XX000", "unhandled failed batch"))
+            }
             end => end,
         };
         if let SessionEnd::Fatal(e) = &end {
@@ -346,6 +352,7 @@ impl Session {
                 self.reply_error(error, tag == tag::QUERY);
                 Ok(())
             }
+            Err(SessionEnd::BatchFailed) => Ok(()),
             other => other,
         }
     }

@@ -341,7 +341,17 @@ impl Session {
             // A server in COPY IN ignores Sync; so does the proxy's split COPY.
             return Ok(());
         }
-        self.sync_parked().await?;
+        if self.shard_state_ref().parked.iter().any(|p| p.unsynced) {
+            // A batch over several shards: it commits (or fails) as one, so
+            // the active shard's outcome decides what the others do.
+            let failed = match self.drain_active().await {
+                Err(SessionEnd::BatchFailed) => true,
+                Err(end) => return Err(end),
+                Ok(()) => self.pipeline.failed(),
+            };
+            self.skip_until_sync = false;
+            self.sync_parked(failed).await?;
+        }
         if !self.in_transaction() {
             self.shard_state()
                 .portals
@@ -357,18 +367,29 @@ impl Session {
     }
 
     /// Sends Sync to parked servers with an unsynced batch (their answers
-    /// were all delivered when they were parked).
-    async fn sync_parked(&mut self) -> Result<(), SessionEnd> {
-        let mut sync = bytes::BytesMut::new();
-        crate::net::messages::put_empty(&mut sync, tag::SYNC);
+    /// were all delivered when they were parked). When the batch failed on
+    /// another shard, each first gets a statement that cannot parse: the
+    /// error aborts its part of the batch's implicit transaction, which Sync
+    /// then ends, so no shard commits a part of a failed batch.
+    async fn sync_parked(&mut self, batch_failed: bool) -> Result<(), SessionEnd> {
+        let mut request = bytes::BytesMut::new();
+        if batch_failed {
+            put_message(&mut request, tag::PARSE, |b| {
+                put_cstr(b, b"");
+                put_cstr(b, b"shardwire aborts this batch: another shard failed");
+                b.extend_from_slice(&0i16.to_be_bytes());
+            });
+        }
+        crate::net::messages::put_empty(&mut request, tag::SYNC);
         let st = self.shard_state();
         for parked in st.parked.iter_mut().filter(|p| p.unsynced) {
             super::exchange::exchange(
                 parked.lease.conn(),
-                &sync,
+                &request,
                 super::exchange::Until::ReadyForQuery,
             )
             .await?;
+            parked.lease.conn().prepared.unnamed = None;
             parked.unsynced = false;
         }
         Ok(())

@@ -93,6 +93,8 @@ pub struct Txn {
     /// A shard of the transaction could not be reached: the transaction is
     /// aborted, as after an error on a server.
     pub failed: bool,
+    /// Shards the proxy sent this transaction's BEGIN to.
+    pub joined: std::collections::BTreeSet<usize>,
 }
 
 /// Where a portal's rows come from.
@@ -303,6 +305,12 @@ impl Session {
             if !self.pipeline.has_server_answers_pending() {
                 return Ok(());
             }
+            if self.pipeline.failed() {
+                // An error in the extended batch: the server skips to the
+                // client's Sync, and so must the client's later messages.
+                self.skip_until_sync = true;
+                return Err(SessionEnd::BatchFailed);
+            }
             let conn = lease.conn();
             let read_server = self.outbox.len() < super::session::HIGH_WATER;
             tokio::select! {
@@ -327,29 +335,38 @@ impl Session {
     /// current server, and attaches `shard`'s, joining it to the open
     /// transaction when there is one.
     pub(crate) async fn activate(&mut self, shard: usize) -> Result<(), SessionEnd> {
-        if self.server.is_some() && self.shard_state_ref().active == shard {
-            return Ok(());
+        if self.server.is_none() || self.shard_state_ref().active != shard {
+            self.drain_active().await?;
+            self.park_active();
+            let (lease, unsynced) = match self.shard_state().take_parked(shard) {
+                Some(p) => (p.lease, p.unsynced),
+                None => (self.checkout_shard(shard).await?, false),
+            };
+            self.pipeline.set_unsynced(unsynced);
+            self.cancel.slot.set(Some(lease.conn_ref().cancel.clone()));
+            self.server = Some(lease);
+            self.shard_state().active = shard;
         }
-        self.drain_active().await?;
-        self.park_active();
-        let in_txn = self.in_transaction();
-        let (lease, unsynced, joined) = match self.shard_state().take_parked(shard) {
-            Some(p) => (p.lease, p.unsynced, false),
-            None => (self.checkout_shard(shard).await?, false, true),
-        };
-        self.pipeline.set_unsynced(unsynced);
-        self.cancel.slot.set(Some(lease.conn_ref().cancel.clone()));
-        self.server = Some(lease);
-        self.shard_state().active = shard;
-        if joined && in_txn {
+        let status = self.server.as_ref().map_or(b'I', |l| l.conn_ref().status);
+        if self.needs_join(shard, status) {
+            self.shard_state().txn.joined.insert(shard);
             let statements = self.join_statements();
-            let conn = self.server.as_mut().expect("attached just above").conn();
+            let conn = self.server.as_mut().expect("attached above").conn();
             for sql in statements {
                 put_query(&mut conn.outbox, &sql);
                 self.pipeline.expect(Expect::ReadyForQuery, false, None);
             }
         }
         Ok(())
+    }
+
+    /// Whether the server of `shard` (transaction status `status`) must
+    /// first join the client's open transaction: whether it is fresh from
+    /// the pool, parked, or attached since before the client's BEGIN.
+    fn needs_join(&self, shard: usize, status: u8) -> bool {
+        status == b'I'
+            && !self.shard_state_ref().txn.joined.contains(&shard)
+            && self.in_transaction()
     }
 
     /// BEGIN and the savepoints a shard joining the transaction runs first.
@@ -431,8 +448,34 @@ impl Session {
         let mut leases = Vec::with_capacity(shards.len());
         for &shard in shards {
             let lease = match self.shard_state().take_parked(shard) {
+                Some(p) if p.unsynced => {
+                    self.shard_state().parked.push(p);
+                    Err(SessionEnd::StatementFailed(
+                        PgError::error(
+                            "0A000",
+                            "a statement that runs on several shards cannot follow other \
+                             statements on its shards in the same pipeline before Sync",
+                        )
+                        .with_hint("send Sync before it"),
+                    ))
+                }
                 Some(p) => Ok(p.lease),
-                None => self.join_shard(shard, in_txn).await,
+                None => self.checkout_shard(shard).await,
+            };
+            let lease = match lease {
+                Ok(lease) if in_txn && self.needs_join(shard, lease.conn_ref().status) => {
+                    self.shard_state().txn.joined.insert(shard);
+                    let mut joined = Ok(lease);
+                    for sql in self.join_statements() {
+                        if let Ok(lease) = joined.as_mut()
+                            && let Err(e) = Box::pin(lease.conn().run_maintenance(&sql)).await
+                        {
+                            joined = Err(SessionEnd::Fatal(e));
+                        }
+                    }
+                    joined
+                }
+                other => other,
             };
             match lease {
                 Ok(lease) => leases.push((shard, lease)),
@@ -443,17 +486,6 @@ impl Session {
             }
         }
         Ok(leases)
-    }
-
-    /// A new server of `shard`, joined to the open transaction when there is one.
-    async fn join_shard(&mut self, shard: usize, in_txn: bool) -> Result<Lease, SessionEnd> {
-        let mut lease = self.checkout_shard(shard).await?;
-        if in_txn {
-            for sql in self.join_statements() {
-                Box::pin(lease.conn().run_maintenance(&sql)).await?;
-            }
-        }
-        Ok(lease)
     }
 
     /// Gives servers back after a cross-shard exchange: those in a
@@ -491,6 +523,9 @@ impl Session {
 
     /// At the end of the session: rolls back and returns parked servers.
     pub(crate) async fn release_parked_at_end(&mut self) {
+        // Session mode: servers are reset before another client gets them.
+        let reset = (self.mode == PoolMode::Session && !self.reset_query.is_empty())
+            .then(|| self.reset_query.clone());
         let Some(st) = self.sharding.as_deref_mut() else {
             return;
         };
@@ -507,6 +542,11 @@ impl Session {
                 }
                 if conn.status != b'I' {
                     conn.run_maintenance("ROLLBACK").await.ok()?;
+                }
+                if let Some(reset) = &reset {
+                    conn.run_maintenance(reset).await.ok()?;
+                    conn.prepared.clear();
+                    conn.session_params.clear();
                 }
                 Some(())
             };

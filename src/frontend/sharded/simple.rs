@@ -349,8 +349,18 @@ impl Session {
                 }
                 Ok(command_complete("BEGIN"))
             }
-            StatementKind::Commit => self.end_transaction(!failed).await?,
-            StatementKind::Rollback => self.end_transaction(false).await?,
+            StatementKind::Commit | StatementKind::Rollback => {
+                let commit = statement.kind == StatementKind::Commit && !failed;
+                let begin_sql = self.shard_state_ref().txn.begin_sql.clone();
+                let ended = self.end_transaction(commit).await?;
+                if chains(&statement.sql) {
+                    // `AND CHAIN`: a new transaction with the same options.
+                    let st = self.shard_state();
+                    st.txn.open = true;
+                    st.txn.begin_sql = begin_sql;
+                }
+                ended
+            }
             StatementKind::Savepoint
             | StatementKind::ReleaseSavepoint
             | StatementKind::RollbackToSavepoint => self.savepoint(statement).await?,
@@ -499,6 +509,27 @@ impl Session {
     }
 }
 
+/// Whether an INSERT may return fewer rows than it lists (ON CONFLICT with
+/// RETURNING), judged from its words: a false alarm only refuses.
+fn returns_only_some_rows(sql: &str) -> bool {
+    let upper = sql.to_ascii_uppercase();
+    let skips = upper.contains("DO NOTHING")
+        || upper
+            .split("DO UPDATE")
+            .nth(1)
+            .is_some_and(|rest| rest.contains("WHERE"));
+    skips && upper.contains("RETURNING")
+}
+
+/// Whether a COMMIT or ROLLBACK says `AND CHAIN`.
+fn chains(sql: &str) -> bool {
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .map(|w| w.trim_end_matches(';').to_ascii_uppercase())
+        .collect();
+    words.windows(2).any(|w| w[0] == "AND" && w[1] == "CHAIN")
+}
+
 /// `RESET ALL` or `DISCARD ALL`, which also clear `shardwire.*` settings.
 pub fn resets_everything(sql: &str) -> bool {
     let words: Vec<String> = sql
@@ -557,6 +588,16 @@ pub fn route_target(route: Route, statement: &StatementAnalysis) -> Result<Targe
             reorder: false,
             replicated,
         }),
+        Route::SplitInsert { .. } if returns_only_some_rows(&statement.sql) => {
+            return Err(PgError::error(
+                "0A000",
+                "an INSERT ... ON CONFLICT ... RETURNING whose rows go to several shards is not supported",
+            )
+            .with_hint(
+                "skipped rows would leave RETURNING unable to keep the VALUES order: \
+                 insert each shard's rows separately, or drop RETURNING",
+            ));
+        }
         Route::SplitInsert { parts } => Target::Fanout(Fanout::Write {
             parts: parts
                 .into_iter()
