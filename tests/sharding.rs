@@ -845,3 +845,46 @@ async fn a_failed_extended_batch_stops_and_commits_nothing() {
         .await;
     assert_eq!(raw.until_ready().await.errors, Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_string_ending_in_commit_or_rollback_is_one_transaction() {
+    let env = env().await;
+    let client = env.connect().await;
+    let b = (2..100)
+        .find(|i| shard_of(&env, "accounts", *i) != shard_of(&env, "accounts", 1))
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "INSERT INTO accounts (id, name) VALUES (1, 'a'), ({b}, 'b')"
+        ))
+        .await
+        .unwrap();
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'x' WHERE id = 1; UPDATE accounts SET name = 'x' WHERE id = {b}; ROLLBACK"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stored_name(&env, 1).await.as_deref(), Some("a"));
+    assert_eq!(stored_name(&env, b).await.as_deref(), Some("b"));
+    let err = client
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'x' WHERE id = 1; UPDATE accounts SET name = 'x' WHERE id = {b} AND 1/0 = 1; COMMIT"
+        ))
+        .await
+        .expect_err("division by zero");
+    assert_eq!(sqlstate(&err), "22012");
+    assert_eq!(
+        stored_name(&env, 1).await.as_deref(),
+        Some("a"),
+        "the failed string committed nothing"
+    );
+    client
+        .batch_execute(&format!(
+            "UPDATE accounts SET name = 'y' WHERE id = 1; UPDATE accounts SET name = 'y' WHERE id = {b}; COMMIT"
+        ))
+        .await
+        .unwrap();
+    assert_eq!(stored_name(&env, 1).await.as_deref(), Some("y"));
+    assert_eq!(stored_name(&env, b).await.as_deref(), Some("y"));
+}

@@ -239,9 +239,9 @@ impl Session {
 
     /// Several statements in one Query. When they all go to one shard the
     /// string is sent as it is. Otherwise they run one by one, stopping at
-    /// the first error as Postgres does; a string without transaction
-    /// control is one implicit transaction in Postgres, so the proxy wraps
-    /// it in one (committed with two-phase commit when it spans shards).
+    /// the first error as Postgres does; statements not inside an explicit
+    /// BEGIN form one implicit transaction in Postgres, so the proxy wraps
+    /// them in one (committed with two-phase commit when it spans shards).
     async fn multi_statement(
         &mut self,
         message: &[u8],
@@ -253,8 +253,14 @@ impl Session {
             self.send_active(message, Expect::ReadyForQuery);
             return Ok(());
         }
-        let implicit =
-            !self.in_transaction() && !statements.iter().any(|s| is_transaction_control(&s.kind));
+        // Statements before the string's first BEGIN, COMMIT or ROLLBACK
+        // form one implicit transaction (a COMMIT or ROLLBACK in the string
+        // ends it), unless the string starts with BEGIN.
+        let opens_with_begin = statements
+            .iter()
+            .find(|s| is_transaction_control(&s.kind))
+            .is_some_and(|s| s.kind == StatementKind::Begin);
+        let implicit = !self.in_transaction() && !opens_with_begin;
         if implicit {
             let st = self.shard_state();
             st.txn.open = true;
