@@ -888,3 +888,46 @@ async fn a_string_ending_in_commit_or_rollback_is_one_transaction() {
     assert_eq!(stored_name(&env, 1).await.as_deref(), Some("y"));
     assert_eq!(stored_name(&env, b).await.as_deref(), Some("y"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn csv_copy_with_header_and_no_column_list_splits_by_key() {
+    use futures::SinkExt;
+    let env = env().await;
+    let client = env.connect().await;
+    let sink = client
+        .copy_in("COPY accounts FROM STDIN WITH (FORMAT csv, HEADER true)")
+        .await
+        .expect("copy starts");
+    futures::pin_mut!(sink);
+    let mut data = String::from("id,name,region,balance\n");
+    for id in 1..=500i64 {
+        data.push_str(&format!("{id},\"n, {id}\",\"\",{id}.5\n"));
+    }
+    sink.send(bytes::Bytes::from(data)).await.unwrap();
+    assert_eq!(sink.finish().await.expect("copy finishes"), 500);
+    let per_shard = ids_per_shard(&env, "SELECT id FROM accounts").await;
+    for (shard, ids) in per_shard.iter().enumerate() {
+        assert!(!ids.is_empty());
+        for id in ids {
+            assert_eq!(shard_of(&env, "accounts", *id), shard, "row {id}");
+        }
+    }
+    let row = client
+        .query_one("SELECT name, region FROM accounts WHERE id = 77", &[])
+        .await
+        .unwrap();
+    assert_eq!(row.get::<_, String>(0), "n, 77");
+    assert_eq!(row.get::<_, Option<String>>(1).as_deref(), Some(""));
+    // A key no shard can take fails the whole COPY: nothing is kept.
+    let sink = client
+        .copy_in("COPY accounts (name, id) FROM STDIN")
+        .await
+        .expect("copy starts");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"ok\t9001\nbad\tnot-a-number\n"))
+        .await
+        .unwrap();
+    let err = sink.finish().await.expect_err("invalid key");
+    assert_eq!(sqlstate(&err), "22P02", "{err:?}");
+    assert_eq!(count(&client, "SELECT count(*) FROM accounts").await, 500);
+}
