@@ -931,3 +931,48 @@ async fn csv_copy_with_header_and_no_column_list_splits_by_key() {
     assert_eq!(sqlstate(&err), "22P02", "{err:?}");
     assert_eq!(count(&client, "SELECT count(*) FROM accounts").await, 500);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_order_across_shards_is_refused_when_the_database_does_not_sort_bytewise() {
+    let clusters =
+        common::sharded::start_clusters(3, shardwire::localcluster::ClusterOptions::for_tests())
+            .await;
+    for cluster in &clusters {
+        cluster
+            .psql(
+                "postgres",
+                "CREATE DATABASE icudb LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C' \
+                 TEMPLATE template0 OWNER app",
+            )
+            .expect("an ICU database");
+    }
+    let env = ShardedEnv::with_clusters(clusters, MAP, |config| {
+        config.databases[0].server_database = Some("icudb".to_string());
+    })
+    .await;
+    let client = env.connect().await;
+    client
+        .batch_execute("CREATE TABLE accounts (id bigint PRIMARY KEY, name text NOT NULL)")
+        .await
+        .expect("DDL through the proxy");
+    client
+        .batch_execute("INSERT INTO accounts VALUES (1, 'b'), (2, 'B'), (3, 'a'), (4, 'A')")
+        .await
+        .unwrap();
+    for sql in [
+        "SELECT name FROM accounts ORDER BY name",
+        "SELECT max(name) FROM accounts",
+    ] {
+        let err = client.query(sql, &[]).await.expect_err(sql);
+        assert_eq!(sqlstate(&err), "0A000", "{sql}: {err:?}");
+    }
+    // Orders that do not depend on the collation still merge.
+    let ids: Vec<i64> = client
+        .query("SELECT id FROM accounts ORDER BY id", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(ids, vec![1, 2, 3, 4]);
+}

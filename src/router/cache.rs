@@ -29,6 +29,7 @@ pub struct RouterCache {
     misses: AtomicU64,
     planner: Planner,
     key_positions: Mutex<Arc<HashMap<String, usize>>>,
+    text_bytewise: std::sync::OnceLock<bool>,
 }
 
 impl RouterCache {
@@ -47,6 +48,7 @@ impl RouterCache {
             misses: AtomicU64::new(0),
             planner,
             key_positions: Mutex::default(),
+            text_bytewise: std::sync::OnceLock::new(),
         }
     }
 
@@ -98,6 +100,17 @@ impl RouterCache {
     pub fn learn_key_position(&self, table: &str, position: usize) {
         let mut positions = self.positions();
         Arc::make_mut(&mut positions).insert(table.to_string(), position);
+    }
+
+    /// Whether the database sorts text byte by byte (the `C` collation), as
+    /// learned from a shard; `None` until learned.
+    pub fn text_sorts_bytewise(&self) -> Option<bool> {
+        self.text_bytewise.get().copied()
+    }
+
+    /// Records how the database sorts text.
+    pub fn learn_text_sorts_bytewise(&self, bytewise: bool) {
+        let _ = self.text_bytewise.set(bytewise);
     }
 
     /// Forgets learned key positions: DDL through the proxy may have

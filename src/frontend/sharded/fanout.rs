@@ -144,7 +144,10 @@ impl Session {
         }
         let composed = match answers.iter().find_map(Answer::error_frame) {
             Some(error) => Err(error),
-            None => self.compose(fanout, &answers),
+            None => match self.check_text_order(fanout, &answers, &mut leases).await {
+                Ok(()) => self.compose(fanout, &answers),
+                Err(e) => Err(e),
+            },
         };
         if implicit {
             match &composed {
@@ -159,6 +162,82 @@ impl Session {
         }
         self.return_leases(leases);
         Ok(composed)
+    }
+
+    /// The merge orders text byte by byte (the `C` collation). When a
+    /// merged ORDER BY, MIN or MAX is over text and the database sorts text
+    /// another way, the merged answer would differ from one Postgres: the
+    /// statement is refused instead.
+    async fn check_text_order(
+        &mut self,
+        fanout: &Fanout,
+        answers: &[Answer],
+        leases: &mut [(usize, Lease)],
+    ) -> Result<(), PgError> {
+        let Fanout::Scatter { plan, .. } = fanout else {
+            return Ok(());
+        };
+        let Some(description) = answers.iter().find_map(|a| {
+            a.messages()
+                .find(|(tag, _)| *tag == bt::ROW_DESCRIPTION)
+                .map(|(_, body)| body)
+        }) else {
+            return Ok(());
+        };
+        let ordered = plan.merge.order_by.iter().map(|k| k.column).chain(
+            plan.merge.columns.iter().enumerate().filter_map(|(i, c)| {
+                matches!(
+                    c,
+                    crate::scatter::ColumnMerge::Min | crate::scatter::ColumnMerge::Max
+                )
+                .then_some(i)
+            }),
+        );
+        let types = column_types(description);
+        let text_ordered = ordered
+            .into_iter()
+            .any(|i| types.get(i).is_some_and(|oid| TEXT_OIDS.contains(oid)));
+        if !text_ordered {
+            return Ok(());
+        }
+        let router = std::sync::Arc::clone(&self.shard_state_ref().router);
+        let byte_order = match router.text_sorts_bytewise() {
+            Some(known) => known,
+            None => {
+                let Some((_, lease)) = leases.first_mut() else {
+                    return Ok(());
+                };
+                let mut request = BytesMut::new();
+                // ICU databases sort by ICU whatever their datcollate says.
+                put_query(
+                    &mut request,
+                    "SELECT CASE WHEN datlocprovider = 'c' THEN datcollate ELSE 'icu' END \
+                     FROM pg_database WHERE datname = current_database()",
+                );
+                let answer =
+                    super::exchange::exchange(lease.conn(), &request, Until::ReadyForQuery).await?;
+                let collation = answer
+                    .messages()
+                    .find(|(tag, _)| *tag == bt::DATA_ROW)
+                    .and_then(|(_, body)| super::twophase::first_text_field(body))
+                    .unwrap_or_default();
+                let bytewise = matches!(collation.as_str(), "C" | "POSIX" | "C.UTF-8" | "C.utf8");
+                router.learn_text_sorts_bytewise(bytewise);
+                bytewise
+            }
+        };
+        if byte_order {
+            Ok(())
+        } else {
+            Err(PgError::error(
+                "0A000",
+                "ORDER BY, MIN or MAX on text across shards needs the C collation, and this database sorts text by another one",
+            )
+            .with_hint(
+                "constrain the query to one shard (a condition on the sharding key), \
+                 or keep sharded data in databases created with LC_COLLATE 'C'",
+            ))
+        }
     }
 
     fn outbox_notices(&mut self, answer: &Answer) {
@@ -212,6 +291,26 @@ impl Answer {
         }
         Some(error)
     }
+}
+
+/// Type OIDs of text-like columns whose order depends on the collation:
+/// text, varchar, bpchar.
+const TEXT_OIDS: [u32; 3] = [25, 1043, 1042];
+
+/// The type OID of each column of a RowDescription body.
+fn column_types(description: &[u8]) -> Vec<u32> {
+    let mut types = Vec::new();
+    let mut rest = description.get(2..).unwrap_or_default();
+    while let Some(end) = rest.iter().position(|&b| b == 0) {
+        let Some(fields) = rest.get(end + 1..end + 19) else {
+            break;
+        };
+        types.push(u32::from_be_bytes([
+            fields[6], fields[7], fields[8], fields[9],
+        ]));
+        rest = &rest[end + 19..];
+    }
+    types
 }
 
 /// Statements Postgres refuses inside a transaction block (run on each
