@@ -3,6 +3,8 @@
 
 pub mod conn;
 pub mod pool;
+pub mod probe;
+pub mod topology;
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

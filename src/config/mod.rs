@@ -5,6 +5,7 @@
 //! rename existing keys. Every field has a default where one is sensible, so a
 //! minimal file names only users, databases and shards.
 
+mod replicas;
 mod shard_maps;
 mod validate;
 
@@ -17,6 +18,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::sharding::map::ShardMap;
+pub use replicas::{LoadBalance, ReplicaSettings};
 pub(crate) use validate::Checker;
 pub use validate::{Problem, validate};
 
@@ -42,6 +44,9 @@ pub struct Config {
     /// The Postgres servers, one primary (plus replicas) per shard.
     #[serde(default)]
     pub shards: Vec<Shard>,
+    /// How reads use the shards' replicas.
+    #[serde(default)]
+    pub replicas: ReplicaSettings,
     /// The loaded shard map of each sharded database, by logical database
     /// name (filled by [`Config::load`] / [`Config::from_toml`] from each
     /// database's `shard_map` file, or by [`Config::load_shard_maps`]); a
@@ -144,6 +149,10 @@ pub struct PoolSettings {
     pub idle_timeout_ms: u64,
     /// Server connections are closed (when idle) after this age.
     pub server_lifetime_ms: u64,
+    /// A statement a server has not finished answering after this long is
+    /// cancelled and its client gets an error (57014) instead of waiting on
+    /// a hung server; 0 turns the limit off.
+    pub query_timeout_ms: u64,
     /// Prepared statements kept per server connection in transaction mode;
     /// the least recently used are closed beyond it.
     pub max_prepared_statements: usize,
@@ -162,6 +171,7 @@ impl Default for PoolSettings {
             checkout_timeout_ms: 30_000,
             idle_timeout_ms: 600_000,
             server_lifetime_ms: 3_600_000,
+            query_timeout_ms: 0,
             max_prepared_statements: 1_000,
             reset_query: "DISCARD ALL".to_string(),
         }
@@ -364,6 +374,7 @@ impl Config {
                 primary: primary.to_string(),
                 replicas: vec![],
             }],
+            replicas: ReplicaSettings::default(),
             shard_maps: HashMap::new(),
         }
     }

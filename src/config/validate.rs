@@ -70,6 +70,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     check_users(config, &mut c);
     check_databases(config, &mut c);
     check_shards(config, &mut c);
+    check_replicas(config, &mut c);
     c.into_problems()
 }
 
@@ -129,6 +130,39 @@ fn check_pool(config: &Config, c: &mut Checker) {
         "pool.max_prepared_statements",
         pool.max_prepared_statements as u64,
     );
+}
+
+fn check_replicas(config: &Config, c: &mut Checker) {
+    let replicas = &config.replicas;
+    c.require_positive("replicas.probe_interval_ms", replicas.probe_interval_ms);
+    c.require_positive("replicas.max_replica_lag_bytes", replicas.max_replica_lag_bytes);
+    c.require_positive("replicas.max_replica_lag_ms", replicas.max_replica_lag_ms);
+    for (i, name) in replicas.read_only_functions.iter().enumerate() {
+        let valid = !name.is_empty()
+            && name.split('.').count() <= 2
+            && name
+                .split('.')
+                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+        if !valid {
+            c.report(
+                format!("replicas.read_only_functions[{i}]"),
+                format!("\"{name}\" is not a function name (name or schema.name)"),
+            );
+        }
+    }
+    if let Some(user) = &replicas.probe_user {
+        match config.user(user) {
+            None => c.report(
+                "replicas.probe_user",
+                format!("no [[users]] entry is named \"{user}\""),
+            ),
+            Some(u) if u.server_password().is_none() => c.report(
+                "replicas.probe_user",
+                format!("user \"{user}\" has no plain-text server password the probe could use"),
+            ),
+            Some(_) => {}
+        }
+    }
 }
 
 fn check_users(config: &Config, c: &mut Checker) {

@@ -49,6 +49,7 @@ mod facts;
 mod hint;
 mod insert;
 mod keys;
+pub mod readwrite;
 mod text;
 
 #[cfg(test)]
