@@ -6,6 +6,7 @@
 //! on a client's path. See `DESIGN.md` in the shared folder for the whole
 //! architecture.
 
+pub mod admin;
 pub mod auth;
 pub mod backend;
 pub mod config;

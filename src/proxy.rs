@@ -16,10 +16,12 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::rustls;
 
 use crate::backend::Pools;
+use crate::backend::topology::Topology;
 use crate::config::{Config, TlsSettings};
 use crate::frontend::auth::UserSecrets;
 use crate::frontend::cancel::CancelRegistry;
 use crate::net::stream::ClientStream;
+use crate::sharding::map::ShardMap;
 
 /// Distinct statement texts whose parse and routing analysis are cached.
 const ROUTER_CACHE_ENTRIES: usize = 10_000;
@@ -80,9 +82,25 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Clients connected right now.
     pub clients: AtomicUsize,
-    /// Parse and routing-analysis caches, one per sharded database (map
-    /// versions of different databases are unrelated).
+    /// Parse and routing-analysis caches, one per routed database (see
+    /// [`routed_map`]; map versions of different databases are unrelated).
     pub routers: HashMap<String, Arc<crate::router::RouterCache>>,
+    /// Roles, positions and health of every shard's servers, kept current
+    /// by the probe.
+    pub topology: Arc<Topology>,
+}
+
+/// The shard map statements of `database` are routed with: its own map
+/// when it is sharded; for an unsharded database whose shard has replicas,
+/// a one-shard map (so reads can be routed to the replicas and writes
+/// follow a promoted primary); `None` for a plain unsharded database, whose
+/// traffic is forwarded untouched.
+pub fn routed_map(config: &Config, database: &str) -> Option<Arc<ShardMap>> {
+    if let Some(map) = config.shard_map(database) {
+        return Some(Arc::clone(map));
+    }
+    let has_replicas = config.shards.first().is_some_and(|s| !s.replicas.is_empty());
+    (has_replicas && config.database(database).is_some()).then(|| Arc::new(ShardMap::unsharded(0)))
 }
 
 impl Shared {
@@ -145,21 +163,34 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         _ => None,
     };
     let routers = config
-        .shard_maps
-        .keys()
+        .databases
+        .iter()
+        .filter(|db| routed_map(config, &db.name).is_some())
         .map(|db| {
             (
-                db.clone(),
+                db.name.clone(),
                 Arc::new(crate::router::RouterCache::new(ROUTER_CACHE_ENTRIES)),
             )
         })
         .collect();
+    let topology = Arc::new(Topology::new(config));
+    let probe = config
+        .shards
+        .iter()
+        .any(|s| !s.replicas.is_empty())
+        .then(|| {
+            tokio::spawn(crate::backend::probe::probe_forever(
+                Arc::clone(&topology),
+                Arc::new(config.clone()),
+            ))
+        });
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         pools: Arc::new(Pools::default()),
         cancels: Arc::new(CancelRegistry::default()),
         clients: AtomicUsize::new(0),
         routers,
+        topology,
     });
     let (stop, stop_rx) = watch::channel(false);
     for listener in tcp {
@@ -179,6 +210,9 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         let _ = stop_rx_maintenance.changed().await;
         maintenance.abort();
         recovery.abort();
+        if let Some(probe) = probe {
+            probe.abort();
+        }
     });
     Ok(ProxyHandle {
         addrs,

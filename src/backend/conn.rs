@@ -114,6 +114,10 @@ pub struct ServerConn {
     pub created: Instant,
     /// When it last went back to the pool.
     pub idle_since: Instant,
+    /// A client may have written through it since the proxy last read its
+    /// WAL position: read-your-writes routing records that position before
+    /// the connection goes back to the pool.
+    pub wrote: bool,
 }
 
 impl ServerConn {
@@ -166,6 +170,7 @@ impl ServerConn {
             status: b'I',
             created: now,
             idle_since: now,
+            wrote: false,
         };
         conn.startup(target).await?;
         Ok(conn)
@@ -315,10 +320,34 @@ impl ServerConn {
         }
     }
 
+    /// Runs a one-value query of the proxy's own (a WAL position, a
+    /// setting) and returns the first column of its first row as text
+    /// (`None` for no row or NULL).
+    pub async fn query_value(&mut self, sql: &str) -> Result<Option<String>, PgError> {
+        let mut value = None;
+        self.run_query(sql, &mut |tag, body| {
+            if tag == backend_tag::DATA_ROW && value.is_none() {
+                value = first_column(body);
+            }
+        })
+        .await?;
+        Ok(value)
+    }
+
     /// Sends a simple query and waits for its ReadyForQuery, collecting
     /// ParameterStatus changes. Used for the proxy's own maintenance queries
     /// (parameter sync, rollback, reset) while no client is attached.
     pub async fn run_maintenance(&mut self, sql: &str) -> Result<(), PgError> {
+        self.run_query(sql, &mut |_, _| {}).await
+    }
+
+    /// Runs a simple query to its ReadyForQuery, showing every other
+    /// message of the answer to `on_message`.
+    async fn run_query(
+        &mut self,
+        sql: &str,
+        on_message: &mut (dyn FnMut(u8, &[u8]) + Send),
+    ) -> Result<(), PgError> {
         let mut out = BytesMut::new();
         crate::net::messages::put_query(&mut out, sql);
         let lost = |e: io::Error| PgError::fatal("08006", format!("server connection lost: {e}"));
@@ -344,7 +373,7 @@ impl ServerConn {
                     self.inbox.advance(frame.len);
                     return failure.map_or(Ok(()), Err);
                 }
-                _ => {}
+                tag => on_message(tag, body),
             }
             self.inbox.advance(frame.len);
         }
@@ -365,4 +394,17 @@ impl ServerConn {
             Ok(_) => false,
         }
     }
+}
+
+/// The first column of a DataRow body as text; `None` when it is NULL or
+/// the row is malformed.
+fn first_column(body: &[u8]) -> Option<String> {
+    let count = i16::from_be_bytes(body.get(0..2)?.try_into().ok()?);
+    if count < 1 {
+        return None;
+    }
+    let len = i32::from_be_bytes(body.get(2..6)?.try_into().ok()?);
+    let len = usize::try_from(len).ok()?;
+    let bytes = body.get(6..6 + len)?;
+    String::from_utf8(bytes.to_vec()).ok()
 }

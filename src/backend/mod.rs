@@ -35,14 +35,27 @@ pub struct Pools {
 }
 
 impl Pools {
-    /// The pool for `user` on `database`, against the primary of `shard`.
+    /// The pool for `user` on `database`, against the configured primary
+    /// of `shard`.
     pub fn primary(&self, config: &Config, user: &User, database: &str, shard: usize) -> Arc<Pool> {
-        let shard_config = &config.shards[shard];
+        self.server(config, user, database, shard, &config.shards[shard].primary)
+    }
+
+    /// The pool for `user` on `database`, against server `address` (the
+    /// primary or a replica) of `shard`.
+    pub fn server(
+        &self,
+        config: &Config,
+        user: &User,
+        database: &str,
+        shard: usize,
+        address: &str,
+    ) -> Arc<Pool> {
         let key = PoolKey {
             user: user.name.clone(),
             database: database.to_string(),
             shard,
-            address: shard_config.primary.clone(),
+            address: address.to_string(),
         };
         if let Some(pool) = self.read().get(&key) {
             return Arc::clone(pool);

@@ -193,6 +193,15 @@ impl Pool {
         self.lock_idle().len()
     }
 
+    /// Connections lent to clients right now: the statements (or
+    /// transactions) in flight on this server from this pool, which is what
+    /// least-outstanding read balancing compares.
+    pub fn lent_count(&self) -> usize {
+        self.limits
+            .size
+            .saturating_sub(self.permits.available_permits())
+    }
+
     /// How the pool's server reports parameters (see [`ServerDialect`]).
     pub fn dialect(&self) -> std::sync::MutexGuard<'_, ServerDialect> {
         self.dialect.lock().unwrap_or_else(|e| e.into_inner())
@@ -301,6 +310,7 @@ impl Pool {
         // then finds it instead of opening one more than the pool size.
         if conn.is_clean() {
             conn.idle_since = Instant::now();
+            conn.wrote = false;
             lease.pool.lock_idle().push(conn);
         } else {
             lease.pool.note_closed();

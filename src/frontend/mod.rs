@@ -3,7 +3,7 @@
 
 pub mod auth;
 pub mod cancel;
-mod io;
+pub(crate) mod io;
 pub mod params;
 pub mod pipeline;
 pub mod session;
@@ -71,6 +71,10 @@ pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
             return refuse(&mut stream, e).await;
         }
     };
+    if login.database == crate::ADMIN_DATABASE {
+        crate::admin::serve(stream, inbox, shared).await;
+        return;
+    }
     let span = tracing::info_span!("client", user = %login.user.name, database = %login.database);
     let _enter = span.enter();
     match Box::pin(begin_session(stream, inbox, login, &shared, &runtime)).await {
@@ -191,7 +195,15 @@ async fn handshake(
         .cloned()
         .unwrap_or_else(|| auth::UserSecrets::derive(&user));
     auth::authenticate(stream, inbox, &user, &secrets).await?;
-    if runtime.config.database(&database).is_none() {
+    if database == crate::ADMIN_DATABASE {
+        if !user.admin {
+            return Err(PgError::fatal(
+                "42501",
+                format!("user \"{}\" may not use the admin console", user.name),
+            )
+            .with_hint("set admin = true on the user in the shardwire config"));
+        }
+    } else if runtime.config.database(&database).is_none() {
         let known: Vec<&str> = runtime
             .config
             .databases
@@ -275,10 +287,14 @@ async fn begin_session(
     let config = &runtime.config;
     let mode = config.pool_mode(&login.user);
     let sharding = sharding_state(shared, runtime, &login);
-    let home_shard = sharding.as_ref().map_or(0, |s| s.map.default_shard);
-    let pool = shared
-        .pools
-        .primary(config, &login.user, &login.database, home_shard);
+    let pool = match &sharding {
+        Some(st) => {
+            let home = st.map.default_shard;
+            let servers = st.servers[home].as_ref().expect("the default shard has pools");
+            Arc::clone(&servers.pools[servers.topology.primary()])
+        }
+        None => shared.pools.primary(config, &login.user, &login.database, 0),
+    };
     let mut out = BytesMut::new();
     let known = match mode {
         // A transaction-mode client needs no server until its first query
@@ -341,31 +357,59 @@ async fn begin_session(
         client_unflushed: false,
         client_tls,
         sharding,
+        current_message: bytes::Bytes::new(),
     })
 }
 
-/// Routing state for a client of a sharded database (`None` otherwise).
+/// Routing state for a client of a sharded database, or of an unsharded
+/// one whose shard has replicas (reads are routed there too); `None` when
+/// every statement goes to the one primary untouched.
 fn sharding_state(
     shared: &Arc<Shared>,
     runtime: &Runtime,
     login: &Login,
 ) -> Option<Box<sharded::ShardState>> {
     let config = &runtime.config;
-    let map = config.shard_map(&login.database)?;
-    let pools = (0..config.shards.len())
+    let map = crate::proxy::routed_map(config, &login.database)?;
+    let servers = (0..config.shards.len())
         .map(|shard| {
-            map.shards.contains(&shard).then(|| {
-                shared
-                    .pools
-                    .primary(config, &login.user, &login.database, shard)
-            })
+            map.shards
+                .contains(&shard)
+                .then(|| shard_pools(shared, config, login, shard))
         })
         .collect();
+    let reads = sharded::ReadRouting {
+        enabled: config.replicas.read_write_split
+            && config.pool_mode(&login.user) == PoolMode::Transaction,
+        read_your_writes: config.replicas.read_your_writes,
+        positions: vec![None; config.shards.len()],
+    };
     Some(Box::new(sharded::ShardState::new(
-        Arc::clone(map),
+        map,
         Arc::clone(shared.routers.get(&login.database)?),
         config.shards.iter().map(|s| s.name.clone()).collect(),
-        pools,
+        servers,
+        reads,
         config.proxy.max_message_bytes.saturating_mul(4),
     )))
+}
+
+/// The pools of every server of `shard` for the client's user and database.
+fn shard_pools(
+    shared: &Shared,
+    config: &crate::config::Config,
+    login: &Login,
+    shard: usize,
+) -> sharded::ShardPools {
+    let topology = Arc::clone(&shared.topology.shards[shard]);
+    let pools = topology
+        .servers
+        .iter()
+        .map(|server| {
+            shared
+                .pools
+                .server(config, &login.user, &login.database, shard, &server.address)
+        })
+        .collect();
+    sharded::ShardPools { topology, pools }
 }

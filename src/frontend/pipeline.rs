@@ -139,7 +139,7 @@ pub enum Route {
 pub struct Desync(pub u8);
 
 /// The queue of expected answers of one session.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Pipeline {
     queue: VecDeque<Pending>,
     failed: bool,

@@ -101,6 +101,9 @@ pub struct Session {
     /// Routing state when the database is sharded (`None`: every statement
     /// goes to the one server, untouched).
     pub sharding: Option<Box<super::sharded::ShardState>>,
+    /// The client message being handled (a read on a replica keeps it to
+    /// run it again elsewhere should the replica fail).
+    pub current_message: Bytes,
 }
 
 enum Io {
@@ -141,7 +144,13 @@ impl Session {
                 return SessionEnd::Fatal(e);
             }
             self.pipeline.release_replies(&mut self.outbox);
+            if self.sharding.is_some() {
+                self.settle_retry_point(false);
+            }
             self.write_eagerly();
+            if self.sharding.is_some() {
+                Box::pin(self.record_writes()).await;
+            }
             self.release_if_idle();
             if self.closing.is_some() && !self.answers_pending() {
                 return self.closing_error();
@@ -156,8 +165,12 @@ impl Session {
                 Io::ClientFlushed(Ok(())) => self.client_unflushed = false,
                 Io::ServerRead(Ok(0)) | Io::ServerRead(Err(_)) | Io::ServerWrote(Err(_)) => {
                     // Whatever the server said last (often a FATAL error)
-                    // goes to the client first.
+                    // goes to the client first, unless the read can run
+                    // again on another server.
                     let _ = self.handle_server_messages();
+                    if self.retry_read() {
+                        continue;
+                    }
                     return SessionEnd::Fatal(self.server_lost());
                 }
                 Io::ClientRead(Ok(_)) | Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {}
@@ -182,6 +195,7 @@ impl Session {
         // loop's own wakeups stalled large results in testing.
         if !self.client_tls
             && !self.outbox.is_empty()
+            && !self.holding_output()
             && let Some(Ok(n)) = poll_once(self.client_wr.write(&self.outbox))
         {
             self.outbox.advance(n);
@@ -222,7 +236,7 @@ impl Session {
             self.closing.is_none() && !client_has_whole_message && server_backlog < HIGH_WATER;
         let closing_deadline = self.closing.as_ref().map(|(_, deadline)| *deadline);
         let read_server = self.outbox.len() < HIGH_WATER;
-        let write_client = !self.outbox.is_empty();
+        let write_client = !self.outbox.is_empty() && !self.holding_output();
         // TLS keeps written records buffered until flushed.
         let flush_client = !write_client && self.client_unflushed;
         let (client_rd, client_wr, inbox, outbox) = (
@@ -290,6 +304,8 @@ impl Session {
                 }
             };
             let message = self.inbox.split_to(frame.len).freeze();
+            self.note_client_message(&message);
+            self.current_message = message.clone();
             self.handle_client_message(frame.tag, message).await?;
         }
         Ok(())

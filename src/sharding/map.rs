@@ -354,6 +354,22 @@ impl ShardMap {
         self.bucket_of(&value)
     }
 
+    /// The map of an unsharded database living on `shard`: no sharded or
+    /// reference tables, every statement on that shard. Used to route an
+    /// unsharded database's reads to its replicas.
+    pub fn unsharded(shard: usize) -> ShardMap {
+        ShardMap {
+            version: 1,
+            shards: vec![shard],
+            default_shard: shard,
+            buckets: 1,
+            bucket_owner: vec![shard],
+            tables: HashMap::new(),
+            reference_tables: Vec::new(),
+            allow_keyless_writes: false,
+        }
+    }
+
     /// Parses and validates a shard map's TOML text. Shard names in it refer
     /// to `shard_names` (the config's `[[shards]]` names, in order); the
     /// map holds their indexes. Every problem is returned, each located by

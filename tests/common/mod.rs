@@ -7,6 +7,7 @@
 pub mod hash_partitions;
 pub mod keys;
 pub mod raw;
+pub mod replicas;
 pub mod sharded;
 
 use shardwire::config::{Config, PoolMode, User};

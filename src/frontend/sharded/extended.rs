@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::fanout::{Extended, FanoutPortal};
 use super::simple::{Target, aborted_transaction, route_target};
-use super::{BindValues, Portal, message};
+use super::{BindValues, Portal, Role, message};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
 use crate::frontend::statements::StatementDef;
@@ -56,6 +56,9 @@ impl Session {
             return Ok(());
         }
         self.statements.insert(name, StatementDef::new(content));
+        if !name.is_empty() {
+            self.note_parsed(name);
+        }
         self.pipeline.reply(Synthetic::ParseComplete);
         Ok(())
     }
@@ -77,12 +80,13 @@ impl Session {
             let st = self.shard_state_ref();
             st.router.analyze(&sql, &st.map)
         };
+        self.shard_state().role_hint = analysis.role_hint;
         let portal_name = Bytes::copy_from_slice(portal);
         let Some(statement) = analysis.statements.first() else {
             // An empty statement: any shard answers EmptyQueryResponse.
             let shard = self.shard_state_ref().map.default_shard;
             return self
-                .bind_on_shard(shard, portal_name, statement_name, rest)
+                .bind_on_shard(shard, Role::Primary, portal_name, statement_name, rest)
                 .await;
         };
         if statement.kind == StatementKind::Copy {
@@ -93,7 +97,7 @@ impl Session {
                 }
                 Ok(super::copy::CopyPlan::Single(shard)) => {
                     return self
-                        .bind_on_shard(shard, portal_name, statement_name, rest)
+                        .bind_on_shard(shard, Role::Primary, portal_name, statement_name, rest)
                         .await;
                 }
                 Ok(_) => {}
@@ -126,8 +130,11 @@ impl Session {
         };
         match route_target(route, statement) {
             Ok(Target::Shard(shard)) => {
-                self.bind_on_shard(shard, portal_name, statement_name, rest)
-                    .await
+                let role = self.statement_role(statement.access);
+                self.bind_on_shard(shard, role, portal_name, statement_name, rest)
+                    .await?;
+                self.note_if_setting(statement);
+                Ok(())
             }
             Ok(Target::Fanout(fanout)) => {
                 let param_types = param_types(&def.content);
@@ -155,14 +162,15 @@ impl Session {
     async fn bind_on_shard(
         &mut self,
         shard: usize,
+        role: Role,
         portal: Bytes,
         statement_name: &[u8],
         rest: &[u8],
     ) -> Result<(), SessionEnd> {
-        self.activate(shard).await?;
-        self.shard_state()
-            .portals
-            .insert(portal.clone(), Portal::Shard(shard));
+        self.activate_for(shard, role, false).await?;
+        let st = self.shard_state();
+        let slot = Portal::Shard(shard, st.active_role);
+        st.portals.insert(portal.clone(), slot);
         self.send_with_statement(statement_name, Expect::Bind, |out, name| {
             put_message(out, tag::BIND, |b| {
                 put_cstr(b, &portal);
@@ -197,9 +205,9 @@ impl Session {
                 .await;
         }
         match self.shard_state_ref().portals.get(name) {
-            Some(Portal::Shard(shard)) => {
-                let shard = *shard;
-                self.activate(shard).await?;
+            Some(Portal::Shard(shard, role)) => {
+                let (shard, role) = (*shard, *role);
+                self.activate_for(shard, role, true).await?;
                 self.send_active(message_bytes, Expect::Describe);
             }
             Some(Portal::Command(_)) => self.reply_raw(message(bt::NO_DATA, |_| {})),
@@ -257,9 +265,9 @@ impl Session {
             .map_or(0, i32::from_be_bytes);
         let name = Bytes::copy_from_slice(name);
         match self.shard_state_ref().portals.get(&name) {
-            Some(Portal::Shard(shard)) => {
-                let shard = *shard;
-                self.activate(shard).await?;
+            Some(Portal::Shard(shard, role)) => {
+                let (shard, role) = (*shard, *role);
+                self.activate_for(shard, role, true).await?;
                 self.send_active(message_bytes, Expect::Execute);
             }
             Some(Portal::Command(sql)) => {
@@ -324,8 +332,8 @@ impl Session {
             return Ok(());
         }
         match self.shard_state().portals.remove(name) {
-            Some(Portal::Shard(shard)) => {
-                self.activate(shard).await?;
+            Some(Portal::Shard(shard, role)) => {
+                self.activate_for(shard, role, true).await?;
                 self.send_active(message_bytes, Expect::Close);
             }
             _ => self.pipeline.reply(Synthetic::CloseComplete),
@@ -355,7 +363,7 @@ impl Session {
         if !self.in_transaction() {
             self.shard_state()
                 .portals
-                .retain(|_, p| matches!(p, Portal::Shard(_)));
+                .retain(|_, p| matches!(p, Portal::Shard(..)));
         }
         if self.server.is_some() {
             self.send_active(message_bytes, Expect::Sync);

@@ -16,6 +16,9 @@ mod copy;
 mod exchange;
 mod extended;
 mod fanout;
+mod retry;
+mod servers;
+mod settings;
 mod simple;
 pub mod twophase;
 
@@ -25,7 +28,6 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
 
-use super::params::sync_query;
 use super::pipeline::{Expect, Synthetic};
 use super::session::{Session, SessionEnd};
 use crate::backend::pool::{Lease, Pool};
@@ -35,6 +37,7 @@ use crate::router::RouterCache;
 use crate::sharding::map::ShardMap;
 
 pub use bind::BindValues;
+pub use servers::{ReadRouting, Role, ShardPools};
 
 /// Sharding state of one client session.
 pub struct ShardState {
@@ -44,10 +47,19 @@ pub struct ShardState {
     pub router: Arc<RouterCache>,
     /// Config shard names, by config index (for `SET shardwire.shard`).
     pub shard_names: Vec<String>,
-    /// Pools of the shards' primaries, by config shard index.
-    pub pools: Vec<Option<Arc<Pool>>>,
+    /// The servers of each shard of the map, by config shard index.
+    pub servers: Vec<Option<ShardPools>>,
+    /// How reads are spread over replicas.
+    pub reads: ReadRouting,
+    /// The `/* shardwire: primary|replica */` hint of the statement being
+    /// routed (set per query string or Bind).
+    pub role_hint: Option<crate::router::readwrite::RoleHint>,
     /// Shard of the session's attached server, when one is attached.
     pub active: usize,
+    /// The slot (primary or replica) the attached server serves.
+    pub active_role: Role,
+    /// Index of the attached server among its shard's servers.
+    pub active_server: usize,
     /// Other servers the session holds: transaction participants and
     /// servers with an unsynced extended batch.
     pub parked: Vec<Parked>,
@@ -64,12 +76,22 @@ pub struct ShardState {
     pub copy_in: Option<Box<copy::CopySplit>>,
     /// Largest merged cross-shard result the proxy buffers.
     pub max_result_bytes: usize,
+    /// A read on a replica that can still run elsewhere if the replica
+    /// fails (see [`retry`]).
+    pub retry: Option<Box<retry::RetryPoint>>,
+    /// Session parameters changed by statements sent since the last
+    /// transaction ended, to learn from their servers (see [`settings`]).
+    pub changed_settings: Vec<settings::ChangedSetting>,
 }
 
 /// A server held while another shard is active.
 pub struct Parked {
     /// Its shard.
     pub shard: usize,
+    /// The slot it serves.
+    pub role: Role,
+    /// Its index among the shard's servers.
+    pub server: usize,
     /// The connection.
     pub lease: Lease,
     /// Extended-protocol messages went to it since the last Sync.
@@ -84,6 +106,8 @@ pub struct Txn {
     /// The client's BEGIN statement (with its isolation options), sent to
     /// each shard when the transaction first reaches it.
     pub begin_sql: String,
+    /// The BEGIN asked for a read-only transaction: it runs on replicas.
+    pub read_only: bool,
     /// SAVEPOINT statements so far, replayed on shards that join later so
     /// `ROLLBACK TO SAVEPOINT` means the same everywhere.
     pub savepoints: Vec<String>,
@@ -99,8 +123,8 @@ pub struct Txn {
 
 /// Where a portal's rows come from.
 pub enum Portal {
-    /// An ordinary portal on one shard's server.
-    Shard(usize),
+    /// An ordinary portal on the server of one shard's slot.
+    Shard(usize, Role),
     /// A statement the proxy runs across shards when the portal is
     /// described or executed; its answer is buffered here.
     Fanout(Box<fanout::FanoutPortal>),
@@ -115,7 +139,8 @@ impl ShardState {
         map: Arc<ShardMap>,
         router: Arc<RouterCache>,
         shard_names: Vec<String>,
-        pools: Vec<Option<Arc<Pool>>>,
+        servers: Vec<Option<ShardPools>>,
+        reads: ReadRouting,
         max_result_bytes: usize,
     ) -> ShardState {
         let active = map.default_shard;
@@ -123,8 +148,12 @@ impl ShardState {
             map,
             router,
             shard_names,
-            pools,
+            servers,
+            reads,
+            role_hint: None,
             active,
+            active_role: Role::Primary,
+            active_server: 0,
             parked: Vec::new(),
             txn: Txn::default(),
             session_shard: None,
@@ -132,6 +161,8 @@ impl ShardState {
             portals: HashMap::new(),
             copy_in: None,
             max_result_bytes,
+            retry: None,
+            changed_settings: Vec::new(),
         }
     }
 
@@ -174,6 +205,7 @@ impl ShardState {
         self.txn.saved_settings = None;
     }
 
+    /// Takes a held server of `shard`, whatever its slot.
     fn take_parked(&mut self, shard: usize) -> Option<Parked> {
         let index = self.parked.iter().position(|p| p.shard == shard)?;
         Some(self.parked.swap_remove(index))
@@ -311,6 +343,7 @@ impl Session {
                 self.skip_until_sync = true;
                 return Err(SessionEnd::BatchFailed);
             }
+            let holding = self.sharding.as_deref().is_some_and(|s| s.retry.is_some());
             let conn = lease.conn();
             let read_server = self.outbox.len() < super::session::HIGH_WATER;
             tokio::select! {
@@ -323,7 +356,7 @@ impl Session {
                         return Err(SessionEnd::Fatal(self.server_lost()));
                     }
                 }
-                r = self.client_wr.write_buf(&mut self.outbox), if !self.outbox.is_empty() => {
+                r = self.client_wr.write_buf(&mut self.outbox), if !self.outbox.is_empty() && !holding => {
                     if r.is_err() { return Err(SessionEnd::ClientGone); }
                     self.client_unflushed = true;
                 }
@@ -331,22 +364,21 @@ impl Session {
         }
     }
 
-    /// Makes `shard` the active shard: drains and parks (or releases) the
-    /// current server, and attaches `shard`'s, joining it to the open
-    /// transaction when there is one.
+    /// Makes the primary of `shard` the active server (see
+    /// [`Session::activate_role`]), joining it to the open transaction.
     pub(crate) async fn activate(&mut self, shard: usize) -> Result<(), SessionEnd> {
-        if self.server.is_none() || self.shard_state_ref().active != shard {
-            self.drain_active().await?;
-            self.park_active();
-            let (lease, unsynced) = match self.shard_state().take_parked(shard) {
-                Some(p) => (p.lease, p.unsynced),
-                None => (self.checkout_shard(shard).await?, false),
-            };
-            self.pipeline.set_unsynced(unsynced);
-            self.cancel.slot.set(Some(lease.conn_ref().cancel.clone()));
-            self.server = Some(lease);
-            self.shard_state().active = shard;
-        }
+        self.activate_for(shard, Role::Primary, false).await
+    }
+
+    /// Activates the server of `shard` for `role` (exactly that slot with
+    /// `exact`) and joins it to the client's open transaction, if any.
+    pub(crate) async fn activate_for(
+        &mut self,
+        shard: usize,
+        role: Role,
+        exact: bool,
+    ) -> Result<(), SessionEnd> {
+        self.activate_role(shard, role, exact).await?;
         let status = self.server.as_ref().map_or(b'I', |l| l.conn_ref().status);
         if self.needs_join(shard, status) {
             self.shard_state().txn.joined.insert(shard);
@@ -393,46 +425,16 @@ impl Session {
         let keep = unsynced || lease.conn_ref().status != b'I' || self.mode == PoolMode::Session;
         let st = self.shard_state();
         if keep {
-            let shard = st.active;
             st.parked.push(Parked {
-                shard,
+                shard: st.active,
+                role: st.active_role,
+                server: st.active_server,
                 lease,
                 unsynced,
             });
         } else {
             Pool::give_back(lease);
         }
-    }
-
-    /// Borrows a server of `shard` with the client's parameters applied.
-    pub(crate) async fn checkout_shard(&mut self, shard: usize) -> Result<Lease, SessionEnd> {
-        let pool = self
-            .shard_state_ref()
-            .pools
-            .get(shard)
-            .cloned()
-            .flatten()
-            .ok_or_else(|| PgError::error("XX000", format!("no pool for shard {shard}")))?;
-        let mut lease = match Box::pin(pool.checkout()).await {
-            Ok(lease) => lease,
-            Err(error) => {
-                // The shard is unreachable: this statement fails, and so
-                // does the transaction it belongs to; the session goes on.
-                if self.in_transaction() {
-                    self.shard_state().txn.failed = true;
-                }
-                return Err(SessionEnd::StatementFailed(PgError {
-                    severity: "ERROR",
-                    ..error
-                }));
-            }
-        };
-        let conn = lease.conn();
-        if let Some(sql) = sync_query(&conn.session_params, &self.params) {
-            Box::pin(conn.run_maintenance(&sql)).await?;
-            conn.session_params = self.params.clone();
-        }
-        Ok(lease)
     }
 
     /// Takes the servers of `shards` out of the session (drained, joined to
@@ -460,7 +462,10 @@ impl Session {
                     ))
                 }
                 Some(p) => Ok(p.lease),
-                None => self.checkout_shard(shard).await,
+                None => self
+                    .checkout_role(shard, Role::Primary)
+                    .await
+                    .map(|(lease, _)| lease),
             };
             let lease = match lease {
                 Ok(lease) if in_txn && self.needs_join(shard, lease.conn_ref().status) => {
@@ -493,9 +498,14 @@ impl Session {
     pub(crate) fn return_leases(&mut self, leases: Vec<(usize, Lease)>) {
         let keep_all = self.mode == PoolMode::Session;
         for (shard, lease) in leases {
-            if keep_all || lease.conn_ref().status != b'I' {
+            // A server written through is kept until its WAL position is
+            // recorded (read-your-writes), then released.
+            if keep_all || lease.conn_ref().status != b'I' || lease.conn_ref().wrote {
+                let (role, server) = self.shard_state_ref().slot_of(shard, &lease);
                 self.shard_state().parked.push(Parked {
                     shard,
+                    role,
+                    server,
                     lease,
                     unsynced: false,
                 });
@@ -513,7 +523,8 @@ impl Session {
         let st = self.shard_state();
         let parked = std::mem::take(&mut st.parked);
         for p in parked {
-            if p.unsynced || !p.lease.conn_ref().is_clean() {
+            // A server written through waits for `record_writes`.
+            if p.unsynced || !p.lease.conn_ref().is_clean() || p.lease.conn_ref().wrote {
                 st.parked.push(p);
             } else {
                 Pool::give_back(p.lease);

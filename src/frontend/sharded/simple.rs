@@ -9,6 +9,7 @@ use super::{Portal, command_complete};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
 use crate::net::messages::{PgError, query_text};
+use crate::router::readwrite::Access;
 use crate::router::{Hint, Route, RouteInput, StatementAnalysis, StatementKind};
 
 /// The error Postgres gives for statements in a failed transaction block.
@@ -38,6 +39,7 @@ impl Session {
             let st = self.shard_state_ref();
             st.router.analyze(sql, &st.map)
         };
+        self.shard_state().role_hint = analysis.role_hint;
         match analysis.statements.as_slice() {
             [] => {
                 let shard = self.shard_for_unrouted(analysis.hint.as_ref())?;
@@ -139,8 +141,10 @@ impl Session {
         };
         match route_target(route, statement) {
             Ok(Target::Shard(shard)) => {
-                self.activate(shard).await?;
+                let role = self.statement_role(statement.access);
+                self.activate_for(shard, role, false).await?;
                 self.send_active(message, forwarded);
+                self.note_if_setting(statement);
             }
             Ok(Target::Fanout(fanout)) => {
                 let result = self.run_fanout(&fanout, None).await?;
@@ -249,7 +253,13 @@ impl Session {
         hint: Option<&Hint>,
     ) -> Result<(), SessionEnd> {
         if let Some(shard) = self.one_shard_for_all(statements, hint) {
-            self.activate(shard).await?;
+            let access = if statements.iter().all(|s| s.access == Access::Read) {
+                Access::Read
+            } else {
+                Access::Write
+            };
+            let role = self.statement_role(access);
+            self.activate_for(shard, role, false).await?;
             self.send_active(message, Expect::ReadyForQuery);
             return Ok(());
         }
@@ -351,19 +361,24 @@ impl Session {
                 if !st.txn.open {
                     st.txn.open = true;
                     st.txn.begin_sql = statement.sql.clone();
+                    st.txn.read_only = statement.access == Access::Read;
                     st.txn.savepoints.clear();
                 }
                 Ok(command_complete("BEGIN"))
             }
             StatementKind::Commit | StatementKind::Rollback => {
                 let commit = statement.kind == StatementKind::Commit && !failed;
-                let begin_sql = self.shard_state_ref().txn.begin_sql.clone();
+                let (begin_sql, read_only) = {
+                    let txn = &self.shard_state_ref().txn;
+                    (txn.begin_sql.clone(), txn.read_only)
+                };
                 let ended = self.end_transaction(commit).await?;
                 if chains(&statement.sql) {
                     // `AND CHAIN`: a new transaction with the same options.
                     let st = self.shard_state();
                     st.txn.open = true;
                     st.txn.begin_sql = begin_sql;
+                    st.txn.read_only = read_only;
                 }
                 ended
             }
@@ -430,7 +445,7 @@ impl Session {
         let st = self.shard_state();
         let was_open = st.txn.open;
         st.end_transaction_block();
-        st.portals.retain(|_, p| matches!(p, Portal::Shard(_)));
+        st.portals.retain(|_, p| matches!(p, Portal::Shard(..)));
         let shards: Vec<usize> = st
             .parked
             .iter()

@@ -214,9 +214,12 @@ impl Session {
         if let Some((_, lease)) = leases.iter_mut().find(|(shard, _)| *shard == default) {
             return exchange(lease.conn(), &request, Until::ReadyForQuery).await;
         }
-        let mut lease = match self.checkout_shard(default).await {
-            Ok(lease) => lease,
-            Err(crate::frontend::session::SessionEnd::Fatal(e)) => return Err(e),
+        let mut lease = match self.checkout_role(default, super::Role::Primary).await {
+            Ok((lease, _)) => lease,
+            Err(
+                crate::frontend::session::SessionEnd::Fatal(e)
+                | crate::frontend::session::SessionEnd::StatementFailed(e),
+            ) => return Err(e),
             Err(_) => return Err(PgError::error("08006", "client gone")),
         };
         let answer = exchange(lease.conn(), &request, Until::ReadyForQuery).await;

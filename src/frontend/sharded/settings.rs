@@ -1,0 +1,132 @@
+//! Session settings that follow the client to every server it uses.
+//!
+//! Parameters the server reports (ParameterStatus) already follow the
+//! client. Others (`search_path`, `statement_timeout`, `work_mem`, ...) do
+//! not, and with reads spread over replicas a later read would run without
+//! them: on a different `search_path` it could even read another table. So
+//! after a session-level `SET name ...` or `RESET name` has run, the proxy
+//! asks that server for the setting's resulting value and adds it to the
+//! client's parameters, which are applied to every server the client is
+//! given next.
+
+use crate::frontend::session::Session;
+
+/// A setting a client changed for its session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangedSetting {
+    /// Config shard index of the server that ran the statement.
+    pub shard: usize,
+    /// The parameter's name, lower case.
+    pub name: String,
+}
+
+/// The parameter a session-level `SET` or `RESET` of `sql` changes:
+/// `None` for `SET LOCAL`, `RESET ALL`, `SET SESSION AUTHORIZATION`,
+/// transaction characteristics and anything not understood.
+pub fn changed_setting_name(sql: &str) -> Option<String> {
+    let mut words = sql
+        .split(|c: char| c.is_whitespace() || c == '=')
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase);
+    let verb = words.next()?;
+    let mut name = words.next()?;
+    if verb == "set" && name == "session" {
+        name = words.next()?;
+    }
+    let name = match (verb.as_str(), name.as_str()) {
+        ("set" | "reset", "local" | "all" | "transaction" | "characteristics" | "authorization") => {
+            return None;
+        }
+        ("set" | "reset", "time") => "timezone".to_string(),
+        ("set" | "reset", "schema") => "search_path".to_string(),
+        ("set" | "reset", "names") => "client_encoding".to_string(),
+        ("set" | "reset", _) => name.trim_end_matches(';').to_string(),
+        _ => return None,
+    };
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+    (valid && !name.starts_with("shardwire.")).then_some(name)
+}
+
+impl Session {
+    /// Remembers the session parameter the statement just sent to the
+    /// active server changes, if it is a session-level SET or RESET and
+    /// reads are spread over replicas (otherwise the client stays on
+    /// servers of one pool, as under any transaction pooler).
+    pub(crate) fn note_if_setting(&mut self, statement: &crate::router::StatementAnalysis) {
+        if statement.kind != crate::router::StatementKind::Set
+            || !self.shard_state_ref().reads.enabled
+        {
+            return;
+        }
+        if let Some(name) = changed_setting_name(&statement.sql) {
+            let st = self.shard_state();
+            let shard = st.active;
+            st.changed_settings.push(ChangedSetting { shard, name });
+        }
+    }
+
+    /// Between transactions: reads the value each changed setting ended
+    /// with on the server that ran it and makes it one of the client's
+    /// parameters (applied to every server it is given next).
+    pub(crate) async fn learn_settings(&mut self) {
+        let changed = std::mem::take(&mut self.shard_state().changed_settings);
+        for setting in changed {
+            let active = self.shard_state_ref().active;
+            let lease = if active == setting.shard {
+                self.server.as_mut()
+            } else {
+                self.sharding
+                    .as_deref_mut()
+                    .and_then(|st| st.parked.iter_mut().find(|p| p.shard == setting.shard))
+                    .map(|p| &mut p.lease)
+            };
+            let Some(lease) = lease else { continue };
+            let conn = lease.conn();
+            let sql = format!(
+                "SELECT pg_catalog.current_setting({}, true)",
+                super::super::params::quote_literal(&setting.name)
+            );
+            match Box::pin(conn.query_value(&sql)).await {
+                Ok(Some(value)) => {
+                    conn.session_params
+                        .insert(setting.name.clone(), value.clone());
+                    self.params.insert(setting.name, value);
+                }
+                // A server that cannot answer is dropped by the caller's
+                // next use of it; the setting then stays unknown.
+                Ok(None) | Err(_) => {}
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::changed_setting_name;
+
+    #[test]
+    fn finds_the_parameter_a_statement_sets() {
+        let cases = [
+            ("SET search_path = a, b", Some("search_path")),
+            ("set SESSION statement_timeout TO '5s'", Some("statement_timeout")),
+            ("SET work_mem='64MB'", Some("work_mem")),
+            ("SET TIME ZONE 'UTC'", Some("timezone")),
+            ("SET SCHEMA 'app'", Some("search_path")),
+            ("RESET search_path", Some("search_path")),
+            ("SET myext.flag = on", Some("myext.flag")),
+            ("SET LOCAL work_mem = '1MB'", None),
+            ("RESET ALL", None),
+            ("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE", None),
+            ("SET SESSION AUTHORIZATION bob", None),
+            ("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", None),
+            ("SET shardwire.shard = 1", None),
+            ("DISCARD ALL", None),
+        ];
+        for (sql, expected) in cases {
+            assert_eq!(changed_setting_name(sql).as_deref(), expected, "{sql}");
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! Read replicas through the proxy, on real streaming replicas: read/write
+//! split, read-your-writes with a delayed replica, lag limits, a replica
+//! stopped under load, failover to a promoted replica, and the admin
+//! console's replica commands.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::raw::no_hang;
+use common::replicas::ReplicaEnv;
+use shardwire::backend::topology::ServerRole;
+use shardwire::localcluster::ReplicaOptions;
+
+fn delayed(ms: u64) -> ReplicaOptions {
+    ReplicaOptions {
+        recovery_min_apply_delay: Some(Duration::from_millis(ms)),
+        ..ReplicaOptions::default()
+    }
+}
+
+async fn create_items(env: &ReplicaEnv) {
+    env.connect()
+        .await
+        .batch_execute(
+            "CREATE TABLE items (id bigint PRIMARY KEY, writer int NOT NULL, note text);
+             INSERT INTO items SELECT g, -1, 'seed' FROM generate_series(1, 100) g;",
+        )
+        .await
+        .expect("create table");
+    // Every replica has the table before reads start.
+    env.wait_for("replicas replay the schema", |r| {
+        r.iter().all(|s| s.lag_bytes == 0)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_read_sees_the_sessions_own_write_with_a_delayed_replica() {
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default(), delayed(300)], |_| {}).await;
+    create_items(&env).await;
+    let writers = 4;
+    let per_writer = 500;
+    let mut tasks = Vec::new();
+    for writer in 0..writers {
+        let client = env.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_writer {
+                let id = 1_000 + (writer * per_writer + i) as i64;
+                if i % 2 == 0 {
+                    // Extended protocol.
+                    client
+                        .execute(
+                            "INSERT INTO items (id, writer, note) VALUES ($1, $2, 'x')",
+                            &[&id, &(writer as i32)],
+                        )
+                        .await
+                        .expect("insert");
+                    let rows = client
+                        .query("SELECT writer FROM items WHERE id = $1", &[&id])
+                        .await
+                        .expect("select");
+                    assert_eq!(rows.len(), 1, "row {id} not visible right after its insert");
+                } else {
+                    // Simple protocol.
+                    client
+                        .simple_query(&format!(
+                            "INSERT INTO items (id, writer, note) VALUES ({id}, {writer}, 'y')"
+                        ))
+                        .await
+                        .expect("insert");
+                    let rows = client
+                        .simple_query(&format!("SELECT writer FROM items WHERE id = {id}"))
+                        .await
+                        .expect("select");
+                    let found = rows
+                        .iter()
+                        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+                        .count();
+                    assert_eq!(found, 1, "row {id} not visible right after its insert");
+                }
+            }
+        }));
+    }
+    // A reader that never writes: nothing holds its reads on the primary.
+    let reader = env.connect().await;
+    let reader_task = tokio::spawn(async move {
+        for i in 0..300 {
+            reader
+                .query_one("SELECT count(*) FROM items WHERE id <= $1", &[&(i % 100 + 1)])
+                .await
+                .expect("reader select");
+        }
+    });
+    for task in tasks {
+        task.await.expect("writer task");
+    }
+    reader_task.await.expect("reader task");
+    let reads = env.reads();
+    let replica_reads: u64 = reads[1..].iter().sum();
+    assert!(
+        replica_reads >= 300,
+        "reads that were safe on replicas went elsewhere: {reads:?}"
+    );
+    assert_eq!(env.writes()[1..], [0, 0], "writes reached a replica");
+    // Once the replicas have caught up, a writer's reads go back to them.
+    env.wait_for("replicas catch up", |r| r.iter().all(|s| s.lag_bytes == 0))
+        .await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let client = env.connect().await;
+    client
+        .execute("INSERT INTO items VALUES (99999, 9, 'late')", &[])
+        .await
+        .expect("insert");
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before: u64 = env.reads()[1..].iter().sum();
+    let row = client
+        .query_one("SELECT note FROM items WHERE id = 99999", &[])
+        .await
+        .expect("select");
+    assert_eq!(row.get::<_, &str>(0), "late");
+    let after: u64 = env.reads()[1..].iter().sum();
+    assert_eq!(after, before + 1, "a caught-up read did not go to a replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_spread_over_replicas_and_writes_stay_on_the_primary() {
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default(); 2], |_| {}).await;
+    create_items(&env).await;
+    let start_reads = env.reads();
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = env.connect().await;
+        tasks.push(tokio::spawn(async move {
+            for i in 0..100i64 {
+                client
+                    .query_one("SELECT note FROM items WHERE id = $1", &[&(i + 1)])
+                    .await
+                    .expect("read");
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.expect("reader");
+    }
+    let reads: Vec<u64> = env
+        .reads()
+        .iter()
+        .zip(&start_reads)
+        .map(|(now, before)| now - before)
+        .collect();
+    assert_eq!(reads[0], 0, "reads went to the primary: {reads:?}");
+    assert!(reads[1] > 0 && reads[2] > 0, "reads not spread: {reads:?}");
+    assert_eq!(reads[1] + reads[2], 400);
+
+    // Statements that must not run on a replica go to the primary.
+    let client = env.connect().await;
+    client
+        .batch_execute("CREATE SEQUENCE s")
+        .await
+        .expect("create sequence");
+    let before = env.writes()[0];
+    for sql in [
+        "SELECT nextval('s')",
+        "SELECT pg_advisory_lock(1), pg_advisory_unlock(1)",
+        "SELECT set_config('application_name', 'x', false)",
+        "SELECT id FROM items WHERE id = 1 FOR UPDATE",
+        "/* shardwire: primary */ SELECT 1",
+    ] {
+        client.simple_query(sql).await.expect(sql);
+    }
+    assert_eq!(env.writes()[0], before + 5);
+    // A hint sends a read anywhere; BEGIN READ ONLY runs on a replica.
+    let replica_reads: u64 = env.reads()[1..].iter().sum();
+    client
+        .batch_execute("BEGIN READ ONLY; SELECT count(*) FROM items; SELECT 1; COMMIT;")
+        .await
+        .expect("read-only transaction");
+    assert!(env.reads()[1..].iter().sum::<u64>() > replica_reads);
+    assert_eq!(env.writes()[1..], [0, 0], "writes reached a replica");
+
+    // Session settings follow the client to the replicas; so do prepared
+    // statements.
+    client
+        .batch_execute(
+            "CREATE SCHEMA other; CREATE TABLE other.items (id bigint, note text);
+             INSERT INTO other.items VALUES (1, 'other schema')",
+        )
+        .await
+        .expect("second schema");
+    env.wait_for("replicas replay it", |r| r.iter().all(|s| s.lag_bytes == 0))
+        .await;
+    client
+        .batch_execute("SET search_path = other, public")
+        .await
+        .expect("set");
+    let statement = client
+        .prepare("SELECT note FROM items WHERE id = $1")
+        .await
+        .expect("prepare");
+    let before: u64 = env.reads()[1..].iter().sum();
+    for _ in 0..10 {
+        let row = client.query_one(&statement, &[&1i64]).await.expect("read");
+        assert_eq!(row.get::<_, &str>(0), "other schema");
+        let rows = client
+            .simple_query("SELECT note FROM items WHERE id = 1")
+            .await
+            .expect("simple read");
+        assert!(matches!(&rows[0], tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("other schema")));
+    }
+    assert!(env.reads()[1..].iter().sum::<u64>() >= before + 20);
+    client.batch_execute("RESET search_path").await.expect("reset");
+    let row = client
+        .query_one("SELECT note FROM items WHERE id = 1", &[])
+        .await
+        .expect("read");
+    assert_eq!(row.get::<_, &str>(0), "seed");
+
+    // Writes are on the primary only: the replicas are hot standbys, and
+    // the primary counted every insert.
+    let primary = ReplicaEnv::connect_server(&env.primary).await;
+    let inserted: i64 = primary
+        .query_one(
+            "SELECT n_tup_ins FROM pg_stat_user_tables WHERE relname = 'items'",
+            &[],
+        )
+        .await
+        .expect("stats")
+        .get(0);
+    assert_eq!(inserted, 100);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lagging_replica_leaves_the_rotation_until_it_catches_up() {
+    let env = ReplicaEnv::start(vec![delayed(3_000)], |c| {
+        c.replicas.max_replica_lag_ms = 500;
+    })
+    .await;
+    let client = env.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (v int); INSERT INTO t VALUES (1)")
+        .await
+        .expect("write");
+    env.wait_for("the delayed replica leaves the rotation", |r| {
+        !r[1].in_rotation
+    })
+    .await;
+    let reader = env.connect().await;
+    let before = env.reads();
+    reader.simple_query("SELECT 1").await.expect("read");
+    let after = env.reads();
+    assert_eq!(after[0], before[0] + 1, "the read did not go to the primary");
+    assert_eq!(after[1], before[1]);
+    env.wait_for("the replica catches up and returns", |r| r[1].in_rotation)
+        .await;
+    reader.simple_query("SELECT 1").await.expect("read");
+    assert_eq!(env.reads()[1], after[1] + 1, "the replica did not take reads again");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_stopped_under_load_fails_no_read_and_comes_back() {
+    let mut env = ReplicaEnv::start(vec![ReplicaOptions::default(); 2], |_| {}).await;
+    create_items(&env).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicU64::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let client = env.connect().await;
+        let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
+        tasks.push(tokio::spawn(async move {
+            let mut i = 0i64;
+            while !stop.load(Ordering::Relaxed) {
+                let row = client
+                    .query_one("SELECT note FROM items WHERE id = $1", &[&(i % 100 + 1)])
+                    .await
+                    .expect("a read failed while a replica stopped");
+                assert_eq!(row.get::<_, &str>(0), "seed");
+                i += 1;
+                done.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let stopped = env.replicas.remove(0);
+    let mut stopped = tokio::task::spawn_blocking(move || {
+        let mut stopped = stopped;
+        stopped.stop().expect("stop replica");
+        stopped
+    })
+    .await
+    .expect("stop task");
+    let at_stop = done.load(Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert!(done.load(Ordering::Relaxed) > at_stop, "reads stalled");
+    stopped = tokio::task::spawn_blocking(move || {
+        stopped.start().expect("restart replica");
+        stopped
+    })
+    .await
+    .expect("start task");
+    env.replicas.insert(0, stopped);
+    env.wait_for("the restarted replica is back in rotation", |r| {
+        r[1].role == ServerRole::Replica && r[1].in_rotation && !r[1].banned
+    })
+    .await;
+    let before = env.reads()[1];
+    env.wait_for("reads reach the restarted replica", |r| r[1].reads > before + 10)
+        .await;
+    stop.store(true, Ordering::Relaxed);
+    for task in tasks {
+        task.await.expect("reader");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_follow_a_promoted_replica_without_a_restart() {
+    let mut env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    let client = env.connect().await;
+    client
+        .batch_execute("CREATE TABLE t (v int)")
+        .await
+        .expect("create");
+    // A session inside a transaction on the primary when it dies.
+    let doomed = env.connect().await;
+    doomed
+        .batch_execute("BEGIN; INSERT INTO t VALUES (0)")
+        .await
+        .expect("begin");
+    tokio::task::block_in_place(|| env.primary.kill()).expect("kill primary");
+    let error = no_hang("a statement on the dead primary", doomed.simple_query("SELECT 1"))
+        .await
+        .expect_err("the dead primary cannot answer");
+    let code = error.code().map(|c| c.code().to_string());
+    assert!(
+        code.as_deref().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        "unclear error for a dead primary: {error:?}"
+    );
+    // The operator promotes the replica through the admin console.
+    let admin = env.connect_admin().await;
+    admin.simple_query("PROMOTE shard0 1").await.expect("promote");
+    env.wait_for("the promoted replica takes writes", |_| true).await;
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        match client.simple_query("INSERT INTO t VALUES (1)").await {
+            Ok(_) => break,
+            Err(e) if attempts < 200 => {
+                assert!(
+                    e.code().is_some(),
+                    "a write during failover failed without an SQLSTATE: {e:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("writes never reached the promoted replica: {e:?}"),
+        }
+    }
+    assert_eq!(env.primary_index(), 1);
+    let rows = client.query("SELECT v FROM t", &[]).await.expect("read");
+    assert_eq!(rows.len(), 1);
+    let _ = &mut env;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_console_reports_replicas_and_refuses_others() {
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    let admin = env.connect_admin().await;
+    let rows: Vec<_> = admin
+        .simple_query("SHOW REPLICAS")
+        .await
+        .expect("show replicas")
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(row) => Some(row),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0].get("role"), Some("primary"));
+    assert_eq!(rows[1].get("role"), Some("replica"));
+    assert_eq!(rows[1].get("in_rotation"), Some("true"));
+    let error = admin.simple_query("PROMOTE shard0 0").await.expect_err("not a replica");
+    assert!(error.to_string().contains("not in recovery"), "{error}");
+    let error = admin.simple_query("FROBNICATE").await.expect_err("unknown");
+    let db_error = error.as_db_error().expect("an ErrorResponse");
+    assert_eq!(db_error.code().code(), "42601");
+    assert!(db_error.hint().unwrap_or("").contains("SHOW REPLICAS"));
+    let refused = common::connect(&env.conninfo(
+        common::APP_USER,
+        common::APP_PASSWORD,
+        shardwire::ADMIN_DATABASE,
+    ))
+    .await
+    .expect_err("the app user is no admin");
+    assert_eq!(refused.code().map(|c| c.code()), Some("42501"));
+}
