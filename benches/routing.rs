@@ -34,6 +34,7 @@ use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion};
+use shardwire::router::readwrite::ReadOnlyFunctions;
 use shardwire::router::{Analysis, Route, RouteInput, RouterCache, analyze, route};
 use shardwire::sharding::map::{KeyInput, ShardMap, ShardedTable, TableClass};
 use sqlparser::dialect::PostgreSqlDialect;
@@ -226,7 +227,7 @@ impl Samples {
 
 fn bench_routing(c: &mut Criterion, fixture: &Fixture, samples: &mut Samples) {
     let Fixture { names, map, cases } = fixture;
-    let cache = RouterCache::new(1024);
+    let cache = RouterCache::new(1024, ReadOnlyFunctions::default());
     let dialect = PostgreSqlDialect {};
     let mut group = c.benchmark_group("routing");
     for case in cases {

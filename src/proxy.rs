@@ -169,7 +169,12 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         .map(|db| {
             (
                 db.name.clone(),
-                Arc::new(crate::router::RouterCache::new(ROUTER_CACHE_ENTRIES)),
+                Arc::new(crate::router::RouterCache::new(
+                    ROUTER_CACHE_ENTRIES,
+                    crate::router::readwrite::ReadOnlyFunctions::new(
+                        &config.replicas.read_only_functions,
+                    ),
+                )),
             )
         })
         .collect();

@@ -17,6 +17,7 @@ use crate::sharding::map::ShardMap;
 use super::copy::{CopyStatement, copy_statement};
 use super::facts::{Facts, Walker, fold, mentioned_tables};
 use super::hint::{Hint, find_hint};
+use super::readwrite::{Access, ReadOnlyFunctions, RoleHint, find_role_hint, statement_access};
 use super::text;
 
 /// Plans a multi-shard SELECT ([`crate::scatter::plan_select`] in the
@@ -31,6 +32,10 @@ pub struct Analysis {
     /// The first `shardwire:` comment hint anywhere in the text; it applies
     /// to every statement of the string.
     pub hint: Option<Hint>,
+    /// The first `shardwire: primary` / `shardwire: replica` comment
+    /// anywhere in the text; like [`Analysis::hint`], it applies to every
+    /// statement of the string.
+    pub role_hint: Option<RoleHint>,
     /// The parser's message for the first statement it could not parse.
     /// Such statements are still listed (kind [`StatementKind::Other`]
     /// unless recognized by their leading words) and route to the default
@@ -49,6 +54,9 @@ pub struct StatementAnalysis {
     /// The statement's own text (without the separating `;`), as the client
     /// wrote it.
     pub sql: String,
+    /// Whether a replica may run it (see [`statement_access`]); `Write`
+    /// for statements the parser rejects.
+    pub access: Access,
     pub(super) routing: Routing,
 }
 
@@ -142,13 +150,29 @@ pub(super) struct Dml {
     pub plan: Option<Result<Arc<ScatterPlan>, String>>,
 }
 
-/// Analyzes `sql` against `map` with the proxy's scatter planner.
+/// Analyzes `sql` against `map` with the proxy's scatter planner, counting
+/// only Postgres' built-in functions as read-only.
 pub fn analyze(sql: &str, map: &ShardMap) -> Analysis {
-    analyze_with(sql, map, crate::scatter::plan_select)
+    analyze_with_functions(sql, map, &ReadOnlyFunctions::default())
+}
+
+/// Analyzes `sql` against `map` with the proxy's scatter planner and the
+/// read-only functions the config adds to the built-ins.
+pub fn analyze_with_functions(
+    sql: &str,
+    map: &ShardMap,
+    functions: &ReadOnlyFunctions,
+) -> Analysis {
+    analyze_with(sql, map, crate::scatter::plan_select, functions)
 }
 
 /// Analyzes `sql` against `map`, planning scatters with `planner`.
-pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analysis {
+pub(super) fn analyze_with(
+    sql: &str,
+    map: &ShardMap,
+    planner: Planner,
+    functions: &ReadOnlyFunctions,
+) -> Analysis {
     let dialect = PostgreSqlDialect {};
     let pieces = text::split_statements(sql);
     let parsed: Vec<Result<Vec<Statement>, String>> =
@@ -165,7 +189,7 @@ pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analy
         // body): the parser's own statements are right.
         for statement in &whole {
             let sql = statement.to_string();
-            statements.push(classify(statement, sql, map, planner));
+            statements.push(classify(statement, sql, map, planner, functions));
         }
     } else {
         for (piece, result) in pieces.iter().zip(parsed) {
@@ -178,7 +202,7 @@ pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analy
                         } else {
                             statement.to_string()
                         };
-                        statements.push(classify(statement, sql, map, planner));
+                        statements.push(classify(statement, sql, map, planner, functions));
                     }
                 }
                 Err(error) => {
@@ -191,6 +215,7 @@ pub(super) fn analyze_with(sql: &str, map: &ShardMap, planner: Planner) -> Analy
     Analysis {
         statements,
         hint: find_hint(sql),
+        role_hint: find_role_hint(sql),
         parse_error,
         map_version: map.version,
     }
@@ -225,21 +250,23 @@ fn unparsed(sql: &str, map: &ShardMap) -> StatementAnalysis {
         return StatementAnalysis {
             kind: StatementKind::PrepareTransaction,
             sql: sql.to_string(),
+            access: Access::Write,
             routing: Routing::Refused(format!(
                 "{} is not supported through shardwire: it runs two-phase commit across shards itself",
                 words.join(" ")
             )),
         };
     }
-    opaque(StatementKind::Other, sql.to_string(), map)
+    opaque(StatementKind::Other, sql.to_string(), Access::Write, map)
 }
 
 /// A statement routed only by the tables its text mentions.
-fn opaque(kind: StatementKind, sql: String, map: &ShardMap) -> StatementAnalysis {
+fn opaque(kind: StatementKind, sql: String, access: Access, map: &ShardMap) -> StatementAnalysis {
     let tables = mentioned_tables(map, &text::identifiers(&sql));
     StatementAnalysis {
         kind,
         sql,
+        access,
         routing: Routing::Opaque(tables),
     }
 }
@@ -263,7 +290,9 @@ fn classify(
     sql: String,
     map: &ShardMap,
     planner: Planner,
+    functions: &ReadOnlyFunctions,
 ) -> StatementAnalysis {
+    let access = statement_access(statement, functions);
     let (kind, routing) = match statement {
         Statement::Query(query) => {
             let dml = dml(statement, map, planner);
@@ -311,7 +340,7 @@ fn classify(
         Statement::Explain {
             analyze, statement, ..
         } => {
-            let inner = classify(statement, statement.to_string(), map, planner);
+            let inner = classify(statement, statement.to_string(), map, planner, functions);
             let kind = if *analyze && inner.kind == StatementKind::Write {
                 StatementKind::Write
             } else {
@@ -331,11 +360,11 @@ fn classify(
                         },
                     )
                 }
-                None => return opaque(StatementKind::Other, sql, map),
+                None => return opaque(StatementKind::Other, sql, access, map),
             }
         }
         Statement::Prepare { statement, .. } => {
-            let inner = classify(statement, statement.to_string(), map, planner);
+            let inner = classify(statement, statement.to_string(), map, planner, functions);
             (
                 StatementKind::Other,
                 single_shard_only(inner.routing, "PREPARE"),
@@ -363,9 +392,14 @@ fn classify(
             (StatementKind::Read, Routing::Session)
         }
         other if is_ddl(other) => (StatementKind::Ddl, Routing::Everywhere),
-        _ => return opaque(StatementKind::Other, sql, map),
+        _ => return opaque(StatementKind::Other, sql, access, map),
     };
-    StatementAnalysis { kind, sql, routing }
+    StatementAnalysis {
+        kind,
+        sql,
+        access,
+        routing,
+    }
 }
 
 /// Wraps an inner statement's routing for EXPLAIN / PREPARE.

@@ -15,6 +15,7 @@ use lru::LruCache;
 use crate::sharding::map::ShardMap;
 
 use super::analysis::{Analysis, Planner, analyze_with};
+use super::readwrite::ReadOnlyFunctions;
 
 /// A bounded LRU cache of [`Analysis`] values keyed by SQL text, valid for
 /// one shard map version (an entry made with another version is redone).
@@ -28,18 +29,25 @@ pub struct RouterCache {
     hits: AtomicU64,
     misses: AtomicU64,
     planner: Planner,
+    /// Functions the analyses count as read-only.
+    functions: Arc<ReadOnlyFunctions>,
     key_positions: Mutex<Arc<HashMap<String, usize>>>,
     text_bytewise: std::sync::OnceLock<bool>,
 }
 
 impl RouterCache {
-    /// A cache holding at most `capacity` analyses (at least one).
-    pub fn new(capacity: usize) -> Self {
-        Self::with_planner(capacity, crate::scatter::plan_select)
+    /// A cache holding at most `capacity` analyses (at least one), whose
+    /// analyses count `functions` as read-only.
+    pub fn new(capacity: usize, functions: ReadOnlyFunctions) -> Self {
+        Self::with_planner(capacity, crate::scatter::plan_select, functions)
     }
 
     /// A cache whose analyses plan scatters with `planner`.
-    pub(super) fn with_planner(capacity: usize, planner: Planner) -> Self {
+    pub(super) fn with_planner(
+        capacity: usize,
+        planner: Planner,
+        functions: ReadOnlyFunctions,
+    ) -> Self {
         RouterCache {
             entries: Mutex::new(LruCache::new(
                 NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN),
@@ -47,6 +55,7 @@ impl RouterCache {
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             planner,
+            functions: Arc::new(functions),
             key_positions: Mutex::default(),
             text_bytewise: std::sync::OnceLock::new(),
         }
@@ -65,7 +74,7 @@ impl RouterCache {
             return analysis;
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let analysis = Arc::new(analyze_with(sql, map, self.planner));
+        let analysis = Arc::new(analyze_with(sql, map, self.planner, &self.functions));
         self.lock().put(sql.to_string(), Arc::clone(&analysis));
         analysis
     }

@@ -22,16 +22,23 @@ pub(super) fn find_hint(sql: &str) -> Option<Hint> {
     text::comments(sql).iter().find_map(|body| parse_hint(body))
 }
 
+/// The directive of a `shardwire:` comment: what follows the prefix
+/// (case-insensitive, spaces allowed around `:`), trimmed. Shard hints
+/// (`name=value`) and role hints ([`super::readwrite::find_role_hint`],
+/// a bare word) share the prefix and never match each other.
+pub(super) fn shardwire_directive(body: &str) -> Option<&str> {
+    let (prefix, rest) = body.split_once(':')?;
+    prefix
+        .trim()
+        .eq_ignore_ascii_case("shardwire")
+        .then_some(rest.trim())
+}
+
 /// Reads one comment body: `shardwire:` then `shard=...` or
 /// `sharding_key=...`, case-insensitive, spaces allowed around `:` and `=`,
 /// the value optionally in single quotes.
 fn parse_hint(body: &str) -> Option<Hint> {
-    let body = body.trim();
-    let (prefix, rest) = body.split_once(':')?;
-    if !prefix.trim().eq_ignore_ascii_case("shardwire") {
-        return None;
-    }
-    let (name, value) = rest.split_once('=')?;
+    let (name, value) = shardwire_directive(body)?.split_once('=')?;
     let value = value.trim();
     let value = value
         .strip_prefix('\'')
@@ -71,6 +78,8 @@ mod tests {
     fn ignores_non_hints() {
         assert_eq!(find_hint("select '/* shardwire: shard=1 */'"), None);
         assert_eq!(find_hint("/* shardwire: replica=1 */ select 1"), None);
+        assert_eq!(find_hint("/* shardwire: primary */ select 1"), None);
+        assert_eq!(find_hint("-- shardwire: replica\nselect 1"), None);
         assert_eq!(find_hint("/* shardwire: shard= */ select 1"), None);
         assert_eq!(find_hint("/* shard=1 */ select 1"), None);
     }

@@ -58,7 +58,7 @@ mod tests;
 use sqlparser::dialect::PostgreSqlDialect;
 use sqlparser::tokenizer::{Token, Tokenizer};
 
-pub use analysis::{Analysis, StatementAnalysis, StatementKind, analyze};
+pub use analysis::{Analysis, StatementAnalysis, StatementKind, analyze, analyze_with_functions};
 pub use cache::RouterCache;
 pub use copy::{CopyDirection, CopyFormat, CopyTarget};
 pub use decide::{InsertPart, Route, RouteInput, route};

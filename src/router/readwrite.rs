@@ -7,9 +7,21 @@
 //! read-only, a locking clause, a statement that does not parse) goes to
 //! the primary, where it is always correct.
 
+mod functions;
+mod query;
+
+#[cfg(test)]
+mod tests;
+
 use std::collections::HashSet;
 
-use sqlparser::ast::Statement;
+use sqlparser::ast::{
+    ObjectName, Statement, TransactionAccessMode, TransactionIsolationLevel, TransactionMode,
+};
+
+use super::facts::fold;
+use super::hint::shardwire_directive;
+use super::text;
 
 /// Where a statement may run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,9 +34,11 @@ pub enum Access {
 }
 
 /// Functions a read may call and still go to a replica: Postgres'
-/// built-in read-only functions plus those the config lists.
+/// built-in read-only functions plus those the config lists
+/// (`replicas.read_only_functions`). The default allows the built-ins only.
 #[derive(Debug, Clone, Default)]
 pub struct ReadOnlyFunctions {
+    /// Lowercased `name` or `schema.name` entries.
     configured: HashSet<String>,
 }
 
@@ -35,14 +49,97 @@ impl ReadOnlyFunctions {
             configured: configured.iter().map(|n| n.to_ascii_lowercase()).collect(),
         }
     }
+
+    /// Whether a call of the function named `name` (as the SQL wrote it)
+    /// is known not to write. An unqualified name matches a built-in or a
+    /// configured unqualified name; `pg_catalog.name` matches a built-in;
+    /// any `schema.name` matches a configured `schema.name`. Built-ins
+    /// follow Postgres' identifier folding (`"NOW"()` is not `now()`);
+    /// configured names match case-insensitively.
+    pub fn allows(&self, name: &ObjectName) -> bool {
+        let Some(parts) = name
+            .0
+            .iter()
+            .map(|part| part.as_ident().map(fold))
+            .collect::<Option<Vec<String>>>()
+        else {
+            return false;
+        };
+        let built_in = match parts.as_slice() {
+            [name] => functions::is_built_in(name),
+            [schema, name] => schema == "pg_catalog" && functions::is_built_in(name),
+            _ => return false,
+        };
+        built_in
+            || self
+                .configured
+                .contains(&parts.join(".").to_ascii_lowercase())
+    }
 }
 
 /// The access a parsed statement needs. For BEGIN / START TRANSACTION it
 /// is the access of the transaction it opens: `Read` for READ ONLY (and not
 /// SERIALIZABLE, which a hot standby refuses).
+///
+/// Read: a query (SELECT, VALUES, set operations, CTEs) without a locking
+/// clause, `SELECT INTO` or data-modifying CTE at any level, whose every
+/// function call `functions` allows; SHOW; EXPLAIN of a read (with or
+/// without ANALYZE). Everything else is `Write`, including
+/// transaction control after BEGIN, SET / RESET / DISCARD (the session
+/// handles settings on every server), cursors (they live in
+/// transactions) and COPY.
 pub fn statement_access(statement: &Statement, functions: &ReadOnlyFunctions) -> Access {
-    let _ = (statement, functions);
-    todo!("helper: readwrite")
+    let reads = match statement {
+        Statement::Query(query) => query::reads_only(query, functions),
+        Statement::Explain { statement, .. } => return statement_access(statement, functions),
+        Statement::StartTransaction {
+            modes,
+            modifier: None,
+            statements,
+            exception: None,
+            ..
+        } => statements.is_empty() && opens_read_only(modes),
+        other => is_show(other),
+    };
+    if reads { Access::Read } else { Access::Write }
+}
+
+/// `READ ONLY` without `READ WRITE` or `ISOLATION LEVEL SERIALIZABLE`
+/// (a hot standby refuses serializable transactions).
+fn opens_read_only(modes: &[TransactionMode]) -> bool {
+    let read_only = modes.contains(&TransactionMode::AccessMode(
+        TransactionAccessMode::ReadOnly,
+    ));
+    let refused = modes.iter().any(|mode| {
+        matches!(
+            mode,
+            TransactionMode::AccessMode(TransactionAccessMode::ReadWrite)
+                | TransactionMode::IsolationLevel(TransactionIsolationLevel::Serializable)
+        )
+    });
+    read_only && !refused
+}
+
+/// SHOW in any of the forms sqlparser knows: they only report.
+fn is_show(statement: &Statement) -> bool {
+    matches!(
+        statement,
+        Statement::ShowFunctions { .. }
+            | Statement::ShowVariable { .. }
+            | Statement::ShowStatus { .. }
+            | Statement::ShowVariables { .. }
+            | Statement::ShowCreate { .. }
+            | Statement::ShowColumns { .. }
+            | Statement::ShowCatalogs { .. }
+            | Statement::ShowDatabases { .. }
+            | Statement::ShowProcessList { .. }
+            | Statement::ShowSchemas { .. }
+            | Statement::ShowCharset(_)
+            | Statement::ShowObjects(_)
+            | Statement::ShowTables { .. }
+            | Statement::ShowViews { .. }
+            | Statement::ShowCollation { .. }
+    )
 }
 
 /// A `/* shardwire: primary */` or `/* shardwire: replica */` comment.
@@ -55,10 +152,26 @@ pub enum RoleHint {
     Replica,
 }
 
-/// The first role hint in the comments of `sql`.
+/// The first role hint in the comments of `sql`: a comment whose whole
+/// directive is `primary` or `replica` (`/* shardwire: primary */`,
+/// `-- ShardWire : replica`). Shard hints (`shardwire: shard=...`) are not
+/// role hints; text in strings is not a comment.
 pub fn find_role_hint(sql: &str) -> Option<RoleHint> {
-    let _ = sql;
-    todo!("helper: readwrite")
+    text::comments(sql)
+        .iter()
+        .find_map(|body| parse_role_hint(body))
+}
+
+/// Reads one comment body as a role hint.
+fn parse_role_hint(body: &str) -> Option<RoleHint> {
+    let directive = shardwire_directive(body)?;
+    if directive.eq_ignore_ascii_case("primary") {
+        Some(RoleHint::Primary)
+    } else if directive.eq_ignore_ascii_case("replica") {
+        Some(RoleHint::Replica)
+    } else {
+        None
+    }
 }
 
 /// The transaction a session is in, as far as read routing cares.
@@ -82,10 +195,18 @@ pub enum Role {
 }
 
 /// Chooses the server kind for a statement of access `access` under
-/// transaction state `txn`, with an optional comment hint. A hint wins
-/// outside explicit read-write transactions; inside one, everything stays
-/// on the primary (the transaction's snapshot and locks live there).
+/// transaction state `txn`, with an optional comment hint. Inside an
+/// explicit transaction the transaction decides, whatever the hint: a
+/// read-write one stays on the primary (its snapshot and locks live
+/// there), a `BEGIN READ ONLY` one on its replica. Outside, a hint wins,
+/// else reads go to a replica and everything else to the primary.
 pub fn choose_role(access: Access, hint: Option<RoleHint>, txn: TxnAccess) -> Role {
-    let _ = (access, hint, txn);
-    todo!("helper: readwrite")
+    match (txn, hint, access) {
+        (TxnAccess::ReadWrite, _, _) => Role::Primary,
+        (TxnAccess::ReadOnly, _, _) => Role::Replica,
+        (TxnAccess::None, Some(RoleHint::Primary), _) => Role::Primary,
+        (TxnAccess::None, Some(RoleHint::Replica), _) => Role::Replica,
+        (TxnAccess::None, None, Access::Read) => Role::Replica,
+        (TxnAccess::None, None, Access::Write) => Role::Primary,
+    }
 }

@@ -18,6 +18,7 @@ use crate::sharding::hash::{KeyValue, parse_uuid, partition_hash};
 use crate::sharding::map::{KeyType, OwnedKey, RangeRule, ShardMap, ShardedTable, Strategy};
 
 use super::analysis::analyze_with;
+use super::readwrite::ReadOnlyFunctions;
 use super::*;
 
 const BUCKETS: u32 = 12;
@@ -287,7 +288,7 @@ fn shard_names() -> Vec<String> {
 fn run(case: &Case) -> Result<Route, crate::net::messages::PgError> {
     let map = test_map(case.keyless);
     let sql = fill(case.sql);
-    let analysis = analyze_with(&sql, &map, fake_plan);
+    let analysis = analyze_with(&sql, &map, fake_plan, &ReadOnlyFunctions::default());
     assert_eq!(analysis.statements.len(), 1, "{sql}: one statement");
     let params: Vec<Option<&[u8]>> = case.params.iter().map(|p| p.as_deref()).collect();
     let session_key = case.session_key.map(fill);
@@ -1064,7 +1065,12 @@ fn routes_every_case() {
 }
 
 fn analysis(sql: &str) -> Analysis {
-    analyze_with(&fill(sql), &test_map(false), fake_plan)
+    analyze_with(
+        &fill(sql),
+        &test_map(false),
+        fake_plan,
+        &ReadOnlyFunctions::default(),
+    )
 }
 
 fn kinds(sql: &str) -> Vec<StatementKind> {
@@ -1223,7 +1229,7 @@ fn renders_split_insert_parts_with_renumbered_parameters() {
         "INSERT INTO orders (customer_id, note) VALUES ($1, $2), ($3, $4), ($5, $2), ({A2}, 'lit') \
          ON CONFLICT (id) DO UPDATE SET note = $6 RETURNING id",
     );
-    let analysis = analyze_with(&sql, &map, fake_plan);
+    let analysis = analyze_with(&sql, &map, fake_plan, &ReadOnlyFunctions::default());
     let values = ["{A}", "n", "{B}", "m", "{C}", "z"].map(|v| fill(v).into_bytes());
     let params: Vec<Option<&[u8]>> = values.iter().map(|v| Some(v.as_slice())).collect();
     let input = RouteInput {
@@ -1263,7 +1269,12 @@ fn renders_split_insert_parts_with_renumbered_parameters() {
 #[test]
 fn scatter_routes_carry_the_plan() {
     let map = test_map(false);
-    let analysis = analyze_with("SELECT id FROM orders ORDER BY id", &map, fake_plan);
+    let analysis = analyze_with(
+        "SELECT id FROM orders ORDER BY id",
+        &map,
+        fake_plan,
+        &ReadOnlyFunctions::default(),
+    );
     let route = route(&analysis.statements[0], None, &RouteInput::default(), &map);
     let Ok(Route::Scatter { shards, plan }) = route else {
         panic!("expected a scatter, got {route:?}");
@@ -1381,7 +1392,7 @@ fn describes_copy_targets() {
 
 #[test]
 fn cache_counts_hits_and_stays_bounded() {
-    let cache = RouterCache::with_planner(2, fake_plan);
+    let cache = RouterCache::with_planner(2, fake_plan, ReadOnlyFunctions::default());
     let map = test_map(false);
     let first = cache.analyze("SELECT 1", &map);
     let again = cache.analyze("SELECT 1", &map);
@@ -1404,7 +1415,7 @@ fn cache_counts_hits_and_stays_bounded() {
     assert_eq!(cache.len(), 2);
     assert!(!cache.is_empty());
 
-    let tiny = RouterCache::new(0);
+    let tiny = RouterCache::new(0, ReadOnlyFunctions::default());
     tiny.analyze("SELECT 1", &map);
     tiny.analyze("SELECT 2", &map);
     assert_eq!(tiny.len(), 1);
@@ -1415,7 +1426,7 @@ fn cache_is_shareable_between_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<RouterCache>();
     shareable::<Analysis>();
-    let cache = Arc::new(RouterCache::with_planner(16, fake_plan));
+    let cache = Arc::new(RouterCache::with_planner(16, fake_plan, ReadOnlyFunctions::default()));
     let map = Arc::new(test_map(false));
     let workers: Vec<_> = (0..4)
         .map(|_| {
@@ -1441,7 +1452,7 @@ fn deep_expressions_are_routed_without_analysis() {
         sql.push_str(&format!(" OR customer_id = {i}"));
     }
     let map = test_map(false);
-    let analysis = analyze_with(&sql, &map, fake_plan);
+    let analysis = analyze_with(&sql, &map, fake_plan, &ReadOnlyFunctions::default());
     assert!(
         analysis
             .parse_error
@@ -1461,7 +1472,7 @@ fn deep_expressions_are_routed_without_analysis() {
 
     let in_list: Vec<String> = (0..20_000).map(|i| format!("({i}, -{i})")).collect();
     let bulk = format!("INSERT INTO settings (a, b) VALUES {}", in_list.join(", "));
-    let analysis = analyze_with(&bulk, &map, fake_plan);
+    let analysis = analyze_with(&bulk, &map, fake_plan, &ReadOnlyFunctions::default());
     assert_eq!(analysis.parse_error, None);
     assert_eq!(
         route(&analysis.statements[0], None, &RouteInput::default(), &map),
@@ -1482,7 +1493,7 @@ fn inserts_without_a_column_list_route_by_the_learned_key_position() {
     };
     let routed = |sql: &str| {
         let sql = fill(sql);
-        let analysis = analyze_with(&sql, &map, fake_plan);
+        let analysis = analyze_with(&sql, &map, fake_plan, &ReadOnlyFunctions::default());
         outcome(route(&analysis.statements[0], None, &input, &map))
     };
     assert_eq!(routed("INSERT INTO orders VALUES ({B}, 'x')"), S(1));
