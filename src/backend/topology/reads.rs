@@ -25,6 +25,7 @@ impl ShardServers {
         self.choose_read_at(self.now_ms(), min_lsn, load, exclude)
     }
 
+    /// [`Self::choose_read`] with the ban clock at `now_ms` (tests move it).
     pub(super) fn choose_read_at(
         &self,
         now_ms: u64,
