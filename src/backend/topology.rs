@@ -10,18 +10,34 @@
 //! Roles can change without a restart: when a replica is promoted, the
 //! probe sees it out of recovery and [`ShardServers::primary`] moves to it.
 
-use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+mod lag;
+mod reads;
+#[cfg(test)]
+mod tests;
 
-use crate::config::{Config, LoadBalance, ReplicaSettings};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+use crate::config::{Config, ReplicaSettings};
+use lag::PrimaryHistory;
 
 /// A WAL position (`pg_lsn`) as a byte offset.
 pub type Lsn = u64;
 
-/// Parses Postgres' `X/Y` text form of a `pg_lsn`.
+/// Parses Postgres' `X/Y` text form of a `pg_lsn` (two hexadecimal numbers
+/// of at most 8 digits each); `None` for anything else.
 pub fn parse_lsn(text: &str) -> Option<Lsn> {
-    let _ = text;
-    todo!("helper: topology")
+    let (high, low) = text.split_once('/')?;
+    let half = |part: &str| -> Option<u64> {
+        let valid = (1..=8).contains(&part.len()) && part.bytes().all(|b| b.is_ascii_hexdigit());
+        if valid {
+            u64::from_str_radix(part, 16).ok()
+        } else {
+            None
+        }
+    };
+    Some((half(high)? << 32) | half(low)?)
 }
 
 /// Renders an LSN the way Postgres prints `pg_lsn` (`16/B374D848`).
@@ -40,6 +56,39 @@ pub enum ServerRole {
     Replica,
     /// Did not answer the last probe.
     Down,
+}
+
+impl ServerRole {
+    fn to_u8(self) -> u8 {
+        match self {
+            ServerRole::Unknown => 0,
+            ServerRole::Primary => 1,
+            ServerRole::Replica => 2,
+            ServerRole::Down => 3,
+        }
+    }
+
+    fn from_u8(value: u8) -> ServerRole {
+        match value {
+            1 => ServerRole::Primary,
+            2 => ServerRole::Replica,
+            3 => ServerRole::Down,
+            _ => ServerRole::Unknown,
+        }
+    }
+}
+
+/// What one probe of one server found, when the server answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServerStatus {
+    /// `pg_is_in_recovery()`.
+    pub in_recovery: bool,
+    /// Replay position (replica) or current WAL position (primary); 0 when
+    /// the server reported none.
+    pub position: Lsn,
+    /// The timeline a primary writes on, which tells the newer primary
+    /// apart in a split brain (`None` for replicas).
+    pub timeline: Option<u32>,
 }
 
 /// The probed state of one server, shared by every session.
@@ -61,6 +110,33 @@ pub struct ServerHealth {
     pub writes: AtomicU64,
 }
 
+impl ServerHealth {
+    fn new(address: &str) -> ServerHealth {
+        ServerHealth {
+            address: address.to_string(),
+            role: AtomicU8::new(ServerRole::Unknown.to_u8()),
+            position: AtomicU64::new(0),
+            lag_bytes: AtomicU64::new(0),
+            lag_ms: AtomicU64::new(0),
+            banned_until: AtomicU64::new(0),
+            reads: AtomicU64::new(0),
+            writes: AtomicU64::new(0),
+        }
+    }
+
+    fn role(&self) -> ServerRole {
+        ServerRole::from_u8(self.role.load(Ordering::Acquire))
+    }
+
+    fn position(&self) -> Lsn {
+        self.position.load(Ordering::Acquire)
+    }
+
+    fn banned_at(&self, now_ms: u64) -> bool {
+        self.banned_until.load(Ordering::Acquire) > now_ms
+    }
+}
+
 /// The servers of one shard and how reads are spread over them.
 #[derive(Debug)]
 pub struct ShardServers {
@@ -72,6 +148,9 @@ pub struct ShardServers {
     turn: AtomicUsize,
     settings: ReplicaSettings,
     epoch: Instant,
+    /// The current primary's recent positions, for replicas' time lag;
+    /// only the probe touches it.
+    history: Mutex<PrimaryHistory>,
 }
 
 /// Where a read should go.
@@ -89,9 +168,21 @@ pub enum ReadTarget {
 
 impl ShardServers {
     /// The servers of shard `shard` of `config`, all of unknown role.
+    ///
+    /// # Panics
+    /// If `config` has no shard `shard`.
     pub fn new(config: &Config, shard: usize) -> ShardServers {
-        let _ = (config, shard, Ordering::Relaxed, AtomicU8::new(0));
-        todo!("helper: topology")
+        let shard_config = &config.shards[shard];
+        let addresses = std::iter::once(&shard_config.primary).chain(&shard_config.replicas);
+        ShardServers {
+            name: shard_config.name.clone(),
+            servers: addresses.map(|a| ServerHealth::new(a)).collect(),
+            primary: AtomicUsize::new(0),
+            turn: AtomicUsize::new(0),
+            settings: config.replicas.clone(),
+            epoch: Instant::now(),
+            history: Mutex::new(PrimaryHistory::default()),
+        }
     }
 
     /// Index of the server that takes writes now: the configured primary
@@ -100,45 +191,94 @@ impl ShardServers {
         self.primary.load(Ordering::Acquire)
     }
 
-    /// Picks the server for a read. `min_lsn` is the session's last commit
-    /// on this shard (read-your-writes), `load(i)` the statements in flight
-    /// on server `i` (least-outstanding balancing), `exclude` servers that
-    /// already failed this read.
-    pub fn choose_read(
-        &self,
-        min_lsn: Option<Lsn>,
-        load: &dyn Fn(usize) -> usize,
-        exclude: &[usize],
-    ) -> ReadTarget {
-        let _ = (min_lsn, load, exclude, LoadBalance::RoundRobin);
-        todo!("helper: topology")
-    }
-
     /// Keeps a replica that refused or dropped a connection out of the
-    /// rotation for the configured ban time.
+    /// rotation for the configured ban time; it comes back by itself once
+    /// the time is over. An unknown index is ignored.
     pub fn ban(&self, server: usize) {
-        let _ = server;
-        todo!("helper: topology")
+        if let Some(health) = self.servers.get(server) {
+            let until = self.now_ms().saturating_add(self.settings.ban_time_ms);
+            health.banned_until.store(until, Ordering::Release);
+        }
     }
 
     /// Records a replay position learned outside the probe (a live check):
-    /// positions only move forward.
+    /// positions only move forward. An unknown index is ignored.
     pub fn note_position(&self, server: usize, lsn: Lsn) {
-        let _ = (server, lsn);
-        todo!("helper: topology")
-    }
-
-    /// Whether every usable replica has replayed `lsn`: a session's
-    /// read-your-writes position can then be forgotten.
-    pub fn all_replayed(&self, lsn: Lsn) -> bool {
-        let _ = lsn;
-        todo!("helper: topology")
+        if let Some(health) = self.servers.get(server) {
+            health.position.fetch_max(lsn, Ordering::AcqRel);
+        }
     }
 
     /// A snapshot of one server's state for reports.
+    ///
+    /// # Panics
+    /// If the shard has no server `server`.
     pub fn report(&self, server: usize) -> ServerReport {
-        let _ = (server, Duration::ZERO);
-        todo!("helper: topology")
+        let now_ms = self.now_ms();
+        let health = &self.servers[server];
+        ServerReport {
+            address: health.address.clone(),
+            role: health.role(),
+            in_rotation: self.in_rotation_at(server, now_ms),
+            banned: health.banned_at(now_ms),
+            lag_bytes: health.lag_bytes.load(Ordering::Acquire),
+            lag_ms: health.lag_ms.load(Ordering::Acquire),
+            position: health.position(),
+            reads: health.reads.load(Ordering::Relaxed),
+            writes: health.writes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Publishes one probe round: `statuses[i]` is what server `i` answered
+    /// (`None`: it did not), `primary` the server that takes writes from
+    /// now on, `now` when the round finished. Replicas' lags are measured
+    /// against the primary's position of this round.
+    pub(crate) fn record_round(
+        &self,
+        statuses: &[Option<ServerStatus>],
+        primary: usize,
+        now: Instant,
+    ) {
+        let mut history = self.history.lock().unwrap_or_else(|e| e.into_inner());
+        if self.primary.swap(primary, Ordering::AcqRel) != primary {
+            history.clear();
+        }
+        for (health, status) in self.servers.iter().zip(statuses) {
+            let role = match status {
+                None => ServerRole::Down,
+                Some(s) if s.in_recovery => ServerRole::Replica,
+                Some(_) => ServerRole::Primary,
+            };
+            health.role.store(role.to_u8(), Ordering::Release);
+            if let Some(s) = status {
+                health.position.store(s.position, Ordering::Release);
+            }
+        }
+        if let Some(Some(status)) = statuses.get(primary)
+            && !status.in_recovery
+        {
+            history.record(now, status.position);
+        }
+        let latest = history.latest().unwrap_or(0);
+        for (i, health) in self.servers.iter().enumerate() {
+            let (bytes, ms) = if i == primary {
+                (0, 0)
+            } else {
+                let position = health.position();
+                let ms = history.lag(position, now).as_millis();
+                (
+                    latest.saturating_sub(position),
+                    u64::try_from(ms).unwrap_or(u64::MAX),
+                )
+            };
+            health.lag_bytes.store(bytes, Ordering::Release);
+            health.lag_ms.store(ms, Ordering::Release);
+        }
+    }
+
+    /// Milliseconds since this shard's state was created: the ban clock.
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 }
 
