@@ -54,7 +54,7 @@ async fn every_read_sees_the_sessions_own_write_with_a_delayed_replica() {
                     client
                         .execute(
                             "INSERT INTO items (id, writer, note) VALUES ($1, $2, 'x')",
-                            &[&id, &(writer as i32)],
+                            &[&id, &writer],
                         )
                         .await
                         .expect("insert");

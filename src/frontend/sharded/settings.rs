@@ -89,15 +89,12 @@ impl Session {
                 "SELECT pg_catalog.current_setting({}, true)",
                 super::super::params::quote_literal(&setting.name)
             );
-            match Box::pin(conn.query_value(&sql)).await {
-                Ok(Some(value)) => {
-                    conn.session_params
-                        .insert(setting.name.clone(), value.clone());
-                    self.params.insert(setting.name, value);
-                }
-                // A server that cannot answer is dropped by the caller's
-                // next use of it; the setting then stays unknown.
-                Ok(None) | Err(_) => {}
+            // A server that cannot answer is dropped at its next use; the
+            // setting then stays unknown.
+            if let Ok(Some(value)) = Box::pin(conn.query_value(&sql)).await {
+                conn.session_params
+                    .insert(setting.name.clone(), value.clone());
+                self.params.insert(setting.name, value);
             }
         }
     }
