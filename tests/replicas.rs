@@ -89,7 +89,7 @@ async fn every_read_sees_the_sessions_own_write_with_a_delayed_replica() {
     let reader_task = tokio::spawn(async move {
         for i in 0..300 {
             reader
-                .query_one("SELECT count(*) FROM items WHERE id <= $1", &[&(i % 100 + 1)])
+                .query_one("SELECT count(*) FROM items WHERE id <= $1", &[&(i64::from(i) % 100 + 1)])
                 .await
                 .expect("reader select");
         }
@@ -329,12 +329,14 @@ async fn writes_follow_a_promoted_replica_without_a_restart() {
         .await
         .expect("begin");
     tokio::task::block_in_place(|| env.primary.kill()).expect("kill primary");
+    // The proxy tells the client at once (FATAL 08006, which tokio-postgres
+    // reports as a closed connection when it arrives unasked).
     let error = no_hang("a statement on the dead primary", doomed.simple_query("SELECT 1"))
         .await
         .expect_err("the dead primary cannot answer");
     let code = error.code().map(|c| c.code().to_string());
     assert!(
-        code.as_deref().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
+        error.is_closed() || code.as_deref().is_some_and(|c| c.starts_with("08") || c.starts_with("57P")),
         "unclear error for a dead primary: {error:?}"
     );
     // The operator promotes the replica through the admin console.
@@ -380,8 +382,12 @@ async fn the_admin_console_reports_replicas_and_refuses_others() {
     assert_eq!(rows[0].get("role"), Some("primary"));
     assert_eq!(rows[1].get("role"), Some("replica"));
     assert_eq!(rows[1].get("in_rotation"), Some("true"));
-    let error = admin.simple_query("PROMOTE shard0 0").await.expect_err("not a replica");
-    assert!(error.to_string().contains("not in recovery"), "{error}");
+    let error = admin
+        .simple_query("PROMOTE shard0 0")
+        .await
+        .expect_err("not a replica");
+    let message = error.as_db_error().map(|e| e.message().to_string());
+    assert!(message.unwrap_or_default().contains("not in recovery"), "{error:?}");
     let error = admin.simple_query("FROBNICATE").await.expect_err("unknown");
     let db_error = error.as_db_error().expect("an ErrorResponse");
     assert_eq!(db_error.code().code(), "42601");

@@ -37,6 +37,13 @@ impl ReplicaEnv {
     ) -> ReplicaEnv {
         let (primary, replicas) = tokio::task::spawn_blocking(move || {
             let primary = start_cluster();
+            // The probe runs as the app user; PROMOTE needs this grant.
+            primary
+                .psql(
+                    "postgres",
+                    &format!("GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO {APP_USER}"),
+                )
+                .expect("grant pg_promote");
             let clones = replicas
                 .iter()
                 .map(|opts| primary.create_replica(None, opts).expect("replica starts"))

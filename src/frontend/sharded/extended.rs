@@ -11,7 +11,7 @@ use bytes::Bytes;
 
 use super::fanout::{Extended, FanoutPortal};
 use super::simple::{Target, aborted_transaction, route_target};
-use super::{BindValues, Portal, Role, message};
+use super::{BindValues, Portal, message};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
 use crate::frontend::statements::StatementDef;
@@ -20,6 +20,7 @@ use crate::net::messages::{
     target_parts,
 };
 use crate::router::StatementKind;
+use crate::router::readwrite::Access;
 
 impl Session {
     /// Parse: remembers the statement; routing waits for Bind.
@@ -86,7 +87,7 @@ impl Session {
             // An empty statement: any shard answers EmptyQueryResponse.
             let shard = self.shard_state_ref().map.default_shard;
             return self
-                .bind_on_shard(shard, Role::Primary, portal_name, statement_name, rest)
+                .bind_on_shard(shard, Access::Write, portal_name, statement_name, rest)
                 .await;
         };
         if statement.kind == StatementKind::Copy {
@@ -97,7 +98,7 @@ impl Session {
                 }
                 Ok(super::copy::CopyPlan::Single(shard)) => {
                     return self
-                        .bind_on_shard(shard, Role::Primary, portal_name, statement_name, rest)
+                        .bind_on_shard(shard, Access::Write, portal_name, statement_name, rest)
                         .await;
                 }
                 Ok(_) => {}
@@ -130,8 +131,7 @@ impl Session {
         };
         match route_target(route, statement) {
             Ok(Target::Shard(shard)) => {
-                let role = self.statement_role(statement.access);
-                self.bind_on_shard(shard, role, portal_name, statement_name, rest)
+                self.bind_on_shard(shard, statement.access, portal_name, statement_name, rest)
                     .await?;
                 self.note_if_setting(statement);
                 Ok(())
@@ -162,12 +162,14 @@ impl Session {
     async fn bind_on_shard(
         &mut self,
         shard: usize,
-        role: Role,
+        access: Access,
         portal: Bytes,
         statement_name: &[u8],
         rest: &[u8],
     ) -> Result<(), SessionEnd> {
+        let role = self.statement_role(access);
         self.activate_for(shard, role, false).await?;
+        self.note_statement(access);
         let st = self.shard_state();
         let slot = Portal::Shard(shard, st.active_role);
         st.portals.insert(portal.clone(), slot);
@@ -192,8 +194,11 @@ impl Session {
         };
         if kind == b'S' {
             if self.server.is_none() {
+                // Any server can describe a statement: a replica when the
+                // session's reads may go there.
                 let shard = self.shard_state_ref().map.default_shard;
-                self.activate(shard).await?;
+                let role = self.statement_role(Access::Read);
+                self.activate_for(shard, role, false).await?;
             }
             return self
                 .send_with_statement(name, Expect::Describe, |out, name| {

@@ -108,6 +108,9 @@ impl Session {
         };
         let implicit = atomic && !self.in_transaction();
         let mut leases = self.take_leases(&shards).await?;
+        if matches!(fanout, Fanout::Write { .. }) {
+            self.note_fanout_write(&mut leases);
+        }
         if implicit {
             for (_, lease) in &mut leases {
                 if let Err(e) = Box::pin(lease.conn().run_maintenance("BEGIN")).await {

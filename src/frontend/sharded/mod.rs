@@ -367,7 +367,9 @@ impl Session {
     /// Makes the primary of `shard` the active server (see
     /// [`Session::activate_role`]), joining it to the open transaction.
     pub(crate) async fn activate(&mut self, shard: usize) -> Result<(), SessionEnd> {
-        self.activate_for(shard, Role::Primary, false).await
+        self.activate_for(shard, Role::Primary, false).await?;
+        self.note_statement(crate::router::readwrite::Access::Write);
+        Ok(())
     }
 
     /// Activates the server of `shard` for `role` (exactly that slot with

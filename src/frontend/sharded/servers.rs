@@ -102,7 +102,6 @@ impl Session {
             st.active_role = role;
             st.active_server = server;
         }
-        self.count_statement();
         Ok(())
     }
 
@@ -119,9 +118,11 @@ impl Session {
                 .is_ok_and(|p| p.topology.primary() != server)
     }
 
-    /// Counts the statement about to run on the active server, and marks
-    /// the server as written through when it is the primary slot.
-    fn count_statement(&mut self) {
+    /// Counts a statement about to run on the active server (per server,
+    /// as reads or writes by the slot), and marks the primary as written
+    /// through when the statement may write, so read-your-writes records
+    /// its WAL position afterwards.
+    pub(crate) fn note_statement(&mut self, access: Access) {
         let st = self.shard_state_ref();
         let (shard, role, server) = (st.active, st.active_role, st.active_server);
         let track_writes = st.reads.enabled && st.reads.read_your_writes;
@@ -135,10 +136,21 @@ impl Session {
             counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         if role == Role::Primary
+            && access == Access::Write
             && track_writes
             && let Some(lease) = self.server.as_mut()
         {
             lease.conn().wrote = true;
+        }
+    }
+
+    /// Marks the servers of a cross-shard write as written through.
+    pub(crate) fn note_fanout_write(&self, leases: &mut [(usize, Lease)]) {
+        let reads = &self.shard_state_ref().reads;
+        if reads.enabled && reads.read_your_writes {
+            for (_, lease) in leases {
+                lease.conn().wrote = true;
+            }
         }
     }
 
@@ -179,6 +191,7 @@ impl Session {
         let mut excluded = Vec::new();
         loop {
             let min_lsn = self.read_position(shard, &topology);
+
             let choice = {
                 let pools = &self.shard_pools(shard)?.pools;
                 let load = |i: usize| pools.get(i).map_or(usize::MAX, |p| p.lent_count());
@@ -318,14 +331,17 @@ impl Session {
     }
 }
 
-/// Reads the WAL position a server's last commit reached (its
-/// `pg_current_wal_lsn()`) and clears its written mark; `None` when the
-/// connection failed (the caller drops it).
+/// Reads the WAL position a server's last commit reached and clears its
+/// written mark; `None` when the connection failed (the caller drops it).
+/// The insert position, not `pg_current_wal_lsn()` (the write position):
+/// with `synchronous_commit = off` the commit record may not be written
+/// yet, and a replica that replayed up to the write position could still
+/// miss it.
 async fn commit_position(lease: &mut Lease) -> Option<Lsn> {
     let conn = lease.conn();
     conn.wrote = false;
     let text = conn
-        .query_value("SELECT pg_catalog.pg_current_wal_lsn()::text")
+        .query_value("SELECT pg_catalog.pg_current_wal_insert_lsn()::text")
         .await
         .ok()?;
     text.as_deref().and_then(parse_lsn)

@@ -143,6 +143,7 @@ impl Session {
             Ok(Target::Shard(shard)) => {
                 let role = self.statement_role(statement.access);
                 self.activate_for(shard, role, false).await?;
+                self.note_statement(statement.access);
                 self.send_active(message, forwarded);
                 self.note_if_setting(statement);
             }
@@ -253,13 +254,29 @@ impl Session {
         hint: Option<&Hint>,
     ) -> Result<(), SessionEnd> {
         if let Some(shard) = self.one_shard_for_all(statements, hint) {
-            let access = if statements.iter().all(|s| s.access == Access::Read) {
+            // Ending or marking a transaction decides nothing: BEGIN READ
+            // ONLY ... COMMIT is a read.
+            let ends_or_marks = |kind: &StatementKind| {
+                matches!(
+                    kind,
+                    StatementKind::Commit
+                        | StatementKind::Rollback
+                        | StatementKind::Savepoint
+                        | StatementKind::ReleaseSavepoint
+                        | StatementKind::RollbackToSavepoint
+                )
+            };
+            let access = if statements
+                .iter()
+                .all(|s| s.access == Access::Read || ends_or_marks(&s.kind))
+            {
                 Access::Read
             } else {
                 Access::Write
             };
             let role = self.statement_role(access);
             self.activate_for(shard, role, false).await?;
+            self.note_statement(access);
             self.send_active(message, Expect::ReadyForQuery);
             return Ok(());
         }
