@@ -983,27 +983,57 @@ fn demo_serves_stops_on_ctrl_c_and_survives_crashes() {
         "create table test_marker (x int); insert into test_marker values (42)",
     );
     let entries = read_cluster_json(dir.path());
-    assert_eq!(entries.len(), 2, "two shards: {entries:?}");
-    for (i, entry) in entries.iter().enumerate() {
-        assert_eq!(entry.role, "primary");
-        assert_eq!(entry.shard, format!("shard{i}"));
-        assert_eq!(entry.host, "127.0.0.1");
+    assert_eq!(
+        entries.len(),
+        4,
+        "two shards, a primary and a replica each: {entries:?}"
+    );
+    let (primaries, replicas): (Vec<&ClusterEntry>, Vec<&ClusterEntry>) =
+        entries.iter().partition(|e| e.role == "primary");
+    assert_eq!(replicas.len(), 2, "{entries:?}");
+    assert!(replicas.iter().all(|e| e.role == "replica"), "{entries:?}");
+    for (i, (primary, replica)) in primaries.iter().zip(&replicas).enumerate() {
+        let shard = format!("shard{i}");
+        for entry in [primary, replica] {
+            assert_eq!(entry.shard, shard);
+            assert_eq!(entry.host, "127.0.0.1");
+            assert!(
+                port_accepts(entry.port),
+                "cluster.json names port {} where no server listens",
+                entry.port
+            );
+        }
+        // The ready output names both servers of the shard.
+        let line = demo.wait_for_line(&format!("  {shard}:"), QUICK);
         assert!(
-            port_accepts(entry.port),
-            "cluster.json names port {} where no server listens",
-            entry.port
+            line.contains(&format!("primary 127.0.0.1:{}", primary.port))
+                && line.contains(&format!("replica 127.0.0.1:{}", replica.port)),
+            "ready output for {shard}: {line}"
         );
         // The data went through the proxy and was split: each shard holds
         // some clients, and every shard has all assets (a reference table).
-        let direct = format!("postgres://demo:demo@127.0.0.1:{}/demo", entry.port);
+        let direct = format!("postgres://demo:demo@127.0.0.1:{}/demo", primary.port);
         let here: i64 = psql(&direct, "select count(*) from clients")
             .parse()
             .unwrap();
         assert!(
             here > 0 && here < clients,
-            "shard{i} holds {here} of {clients} clients"
+            "{shard} holds {here} of {clients} clients"
         );
         assert_eq!(psql(&direct, "select count(*) from assets"), "1200");
+        // The replica is a hot standby that replayed the load.
+        let standby = format!("postgres://demo:demo@127.0.0.1:{}/demo", replica.port);
+        assert_eq!(psql(&standby, "select pg_is_in_recovery()"), "t");
+        let expected = format!("{here}|1200");
+        let replayed =
+            "select (select count(*) from clients) || '|' || (select count(*) from assets)";
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut seen = psql(&standby, replayed);
+        while seen != expected && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            seen = psql(&standby, replayed);
+        }
+        assert_eq!(seen, expected, "the replica of {shard} lacks the demo data");
     }
     assert_eq!(
         std::fs::canonicalize(&entries[0].data_dir).unwrap(),

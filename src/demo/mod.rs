@@ -1,17 +1,20 @@
 //! `shardwire demo`: the embedded default a new user runs first. It starts
-//! two local Postgres clusters (two shards), creates the demo schema on both,
-//! serves them through the proxy on 127.0.0.1:6432 with the demo shard map,
-//! loads the demo data through the proxy with COPY (so the proxy splits it
-//! across the shards), and runs until Ctrl-C.
+//! two shards, each a local Postgres primary with one streaming replica
+//! (four clusters), creates the demo schema on the primaries, serves them
+//! through the proxy on 127.0.0.1:6432 with the demo shard map (the replicas
+//! listed for reads), loads the demo data through the proxy with COPY (so
+//! the proxy splits it across the shards' primaries), waits for the replicas
+//! to replay it, and runs until Ctrl-C.
+
+mod clusters;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Serialize;
 
 use crate::config::{Config, Shard, User};
-use crate::localcluster::{ClusterOptions, LocalCluster, Role};
+use crate::localcluster::LocalCluster;
 use crate::sharding::map::ShardMap;
 
 /// The demo's client-side user, password and database.
@@ -45,17 +48,6 @@ pub struct DemoArgs {
     pub keep: bool,
 }
 
-/// One entry of `cluster.json`.
-#[derive(Debug, Serialize)]
-struct ClusterEntry {
-    name: String,
-    role: &'static str,
-    shard: String,
-    host: String,
-    port: u16,
-    data_dir: PathBuf,
-}
-
 /// Runs the demo until Ctrl-C / SIGTERM.
 pub async fn run(args: DemoArgs) -> Result<()> {
     let mut signals = crate::proxy::ShutdownSignals::install()?;
@@ -66,16 +58,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     ensure_port_free(args.port)?;
     let keep = args.keep;
     let setup_dir = dir.clone();
-    let setup = tokio::task::spawn_blocking(move || prepare_clusters(&setup_dir, keep));
-    let clusters = tokio::select! {
-        clusters = setup => clusters.context("demo setup task failed")??,
+    let setup = tokio::task::spawn_blocking(move || clusters::prepare_shards(&setup_dir, keep));
+    let shards = tokio::select! {
+        shards = setup => shards.context("demo setup task failed")??,
         _ = signals.recv() => return interrupted().await,
     };
-    write_cluster_json(&dir, &clusters)?;
+    clusters::write_cluster_json(&dir, &shards)?;
     let map_path = dir.join("demo-shard-map.toml");
     std::fs::write(&map_path, SHARD_MAP)
         .with_context(|| format!("cannot write {}", map_path.display()))?;
-    let config = demo_config(args.port, &clusters, &map_path)?;
+    let config = demo_config(args.port, &shards, &map_path)?;
     std::fs::write(dir.join("shardwire.toml"), config.to_toml())
         .with_context(|| format!("cannot write {}", dir.join("shardwire.toml").display()))?;
     let proxy = crate::proxy::start(config).await?;
@@ -83,15 +75,23 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         "postgres://{DEMO_USER}:{DEMO_PASSWORD}@127.0.0.1:{}/{DEMO_DATABASE}",
         args.port
     );
-    tokio::select! {
-        loaded = load_data(&url, &clusters[0]) => loaded.context("loading the demo data through the proxy")?,
+    let shards = tokio::select! {
+        loaded = load_and_replicate(&url, shards) => loaded?,
         _ = signals.recv() => {
             drop(proxy);
             return interrupted().await;
         }
-    }
+    };
     println!("shardwire demo ready: {url}");
     println!("  connect:  psql '{url}'");
+    for shard in &shards {
+        println!(
+            "  {}:   primary {}, replica {}",
+            shard.name,
+            shard.primary_address(),
+            shard.replica_address()
+        );
+    }
     println!("  clusters: {}", dir.join("cluster.json").display());
     println!("  config:   {}", dir.join("shardwire.toml").display());
     println!("  Ctrl-C stops the proxy and the clusters.");
@@ -99,7 +99,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("stopping shardwire demo");
     proxy.stop_listening();
     drop(proxy);
-    tokio::task::spawn_blocking(move || drop(clusters))
+    tokio::task::spawn_blocking(move || drop(shards))
         .await
         .context("stopping the demo clusters")?;
     Ok(())
@@ -122,57 +122,18 @@ fn ensure_port_free(port: u16) -> Result<()> {
     })
 }
 
-/// Opens (or creates) the demo's shards, each with the role, the database
-/// and the schema.
-fn prepare_clusters(dir: &Path, keep: bool) -> Result<Vec<LocalCluster>> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    SHARDS
-        .iter()
-        .map(|shard| prepare_cluster(&dir.join(shard), keep))
-        .collect()
-}
-
-fn prepare_cluster(shard_dir: &Path, keep: bool) -> Result<LocalCluster> {
-    if !keep && shard_dir.exists() {
-        // A previous demo (possibly still running, or crashed) left this:
-        // stop it and start clean.
-        let old = LocalCluster::open_or_init(shard_dir, &ClusterOptions::default()).with_context(
-            || {
-                format!(
-                    "cannot recover the old demo cluster in {}",
-                    shard_dir.display()
-                )
-            },
-        )?;
-        drop(old);
-        std::fs::remove_dir_all(shard_dir)
-            .with_context(|| format!("cannot remove {}", shard_dir.display()))?;
-    }
-    let cluster = LocalCluster::open_or_init(shard_dir, &ClusterOptions::default())?;
-    let has_role = cluster.psql(
-        "postgres",
-        &format!("SELECT count(*) FROM pg_roles WHERE rolname = '{DEMO_USER}'"),
-    )?;
-    if has_role.trim() == "0" {
-        cluster.create_role(DEMO_USER, DEMO_PASSWORD, false)?;
-    }
-    let has_db = cluster.psql(
-        "postgres",
-        &format!("SELECT count(*) FROM pg_database WHERE datname = '{DEMO_DATABASE}'"),
-    )?;
-    if has_db.trim() == "0" {
-        cluster.create_database(DEMO_DATABASE, DEMO_USER)?;
-    }
-    let has_schema = cluster.psql(
-        DEMO_DATABASE,
-        "SELECT count(*) FROM pg_tables WHERE tablename = 'transactions'",
-    )?;
-    if has_schema.trim() == "0" {
-        cluster
-            .psql(DEMO_DATABASE, SCHEMA)
-            .context("creating the demo schema")?;
-    }
-    Ok(cluster)
+/// Loads the demo data through the proxy, then waits (without blocking the
+/// runtime) until the replicas have replayed it. Hands the shards back.
+async fn load_and_replicate(
+    url: &str,
+    shards: Vec<clusters::DemoShard>,
+) -> Result<Vec<clusters::DemoShard>> {
+    load_data(url, &shards[0].primary)
+        .await
+        .context("loading the demo data through the proxy")?;
+    tokio::task::spawn_blocking(move || clusters::wait_for_replay(&shards).map(|()| shards))
+        .await
+        .context("waiting for the replicas failed")?
 }
 
 /// Loads the demo data through the proxy unless a previous run finished
@@ -253,43 +214,22 @@ async fn connect(conninfo: &str) -> Result<tokio_postgres::Client> {
     Ok(client)
 }
 
-fn write_cluster_json(dir: &Path, clusters: &[LocalCluster]) -> Result<()> {
-    let entries: Vec<ClusterEntry> = clusters
-        .iter()
-        .zip(SHARDS)
-        .map(|(cluster, shard)| ClusterEntry {
-            name: format!("{shard}-primary"),
-            role: match cluster.role() {
-                Role::Primary => "primary",
-                Role::Replica => "replica",
-            },
-            shard: shard.to_string(),
-            host: cluster.host().to_string(),
-            port: cluster.port(),
-            data_dir: cluster.data_dir().to_path_buf(),
-        })
-        .collect();
-    let path = dir.join("cluster.json");
-    let text = serde_json::to_string_pretty(&entries).context("rendering cluster.json")?;
-    std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))
-}
-
 /// The demo's proxy config: two shards routed by the demo shard map (at
-/// `map_path`), the demo user in transaction mode.
-pub fn demo_config(port: u16, clusters: &[LocalCluster], map_path: &Path) -> Result<Config> {
+/// `map_path`), each with its replica for reads (the `[replicas]` defaults),
+/// the demo user in transaction mode.
+fn demo_config(port: u16, shards: &[clusters::DemoShard], map_path: &Path) -> Result<Config> {
     let mut config = Config::single_shard(
         &format!("127.0.0.1:{port}"),
         User::with_password(DEMO_USER, DEMO_PASSWORD),
         DEMO_DATABASE,
-        &format!("{}:{}", clusters[0].host(), clusters[0].port()),
+        &shards[0].primary_address(),
     );
-    config.shards = clusters
+    config.shards = shards
         .iter()
-        .zip(SHARDS)
-        .map(|(cluster, name)| Shard {
-            name: name.to_string(),
-            primary: format!("{}:{}", cluster.host(), cluster.port()),
-            replicas: vec![],
+        .map(|shard| Shard {
+            name: shard.name.to_string(),
+            primary: shard.primary_address(),
+            replicas: vec![shard.replica_address()],
         })
         .collect();
     config.databases[0].shard_map = Some(map_path.to_path_buf());
