@@ -99,7 +99,10 @@ pub fn routed_map(config: &Config, database: &str) -> Option<Arc<ShardMap>> {
     if let Some(map) = config.shard_map(database) {
         return Some(Arc::clone(map));
     }
-    let has_replicas = config.shards.first().is_some_and(|s| !s.replicas.is_empty());
+    let has_replicas = config
+        .shards
+        .first()
+        .is_some_and(|s| !s.replicas.is_empty());
     (has_replicas && config.database(database).is_some()).then(|| Arc::new(ShardMap::unsharded(0)))
 }
 

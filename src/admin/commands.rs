@@ -19,7 +19,12 @@ pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
         .map(str::to_string)
         .collect();
     let upper: Vec<String> = words.iter().map(|w| w.to_ascii_uppercase()).collect();
-    match upper.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+    match upper
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
         ["SHOW", "REPLICAS"] => Ok(show_replicas(shared)),
         ["PROMOTE", _, _] => promote(shared, &words[1], &words[2]).await,
         [] => {
@@ -30,11 +35,10 @@ pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
             );
             Ok(out)
         }
-        _ => Err(PgError::error(
-            "42601",
-            format!("unknown admin command \"{}\"", sql.trim()),
-        )
-        .with_hint(format!("known commands: {KNOWN}"))),
+        _ => Err(
+            PgError::error("42601", format!("unknown admin command \"{}\"", sql.trim()))
+                .with_hint(format!("known commands: {KNOWN}")),
+        ),
     }
 }
 
@@ -114,8 +118,11 @@ async fn promote(shared: &Shared, shard: &str, server: &str) -> Result<BytesMut,
                 .enumerate()
                 .map(|(i, s)| format!("{i} ({})", s.address))
                 .collect();
-            PgError::error("22023", format!("unknown server \"{server}\" in shard \"{shard}\""))
-                .with_hint(format!("servers: {}", known.join(", ")))
+            PgError::error(
+                "22023",
+                format!("unknown server \"{server}\" in shard \"{shard}\""),
+            )
+            .with_hint(format!("servers: {}", known.join(", ")))
         })?;
     let config = shared.runtime().config.clone();
     crate::backend::probe::promote(&config, shard_index, server_index).await?;

@@ -149,10 +149,6 @@ pub struct PoolSettings {
     pub idle_timeout_ms: u64,
     /// Server connections are closed (when idle) after this age.
     pub server_lifetime_ms: u64,
-    /// A statement a server has not finished answering after this long is
-    /// cancelled and its client gets an error (57014) instead of waiting on
-    /// a hung server; 0 turns the limit off.
-    pub query_timeout_ms: u64,
     /// Prepared statements kept per server connection in transaction mode;
     /// the least recently used are closed beyond it.
     pub max_prepared_statements: usize,
@@ -171,7 +167,6 @@ impl Default for PoolSettings {
             checkout_timeout_ms: 30_000,
             idle_timeout_ms: 600_000,
             server_lifetime_ms: 3_600_000,
-            query_timeout_ms: 0,
             max_prepared_statements: 1_000,
             reset_query: "DISCARD ALL".to_string(),
         }

@@ -135,14 +135,17 @@ fn check_pool(config: &Config, c: &mut Checker) {
 fn check_replicas(config: &Config, c: &mut Checker) {
     let replicas = &config.replicas;
     c.require_positive("replicas.probe_interval_ms", replicas.probe_interval_ms);
-    c.require_positive("replicas.max_replica_lag_bytes", replicas.max_replica_lag_bytes);
+    c.require_positive(
+        "replicas.max_replica_lag_bytes",
+        replicas.max_replica_lag_bytes,
+    );
     c.require_positive("replicas.max_replica_lag_ms", replicas.max_replica_lag_ms);
     for (i, name) in replicas.read_only_functions.iter().enumerate() {
         let valid = !name.is_empty()
             && name.split('.').count() <= 2
-            && name
-                .split('.')
-                .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            && name.split('.').all(|part| {
+                !part.is_empty() && part.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+            });
         if !valid {
             c.report(
                 format!("replicas.read_only_functions[{i}]"),

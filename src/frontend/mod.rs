@@ -290,10 +290,14 @@ async fn begin_session(
     let pool = match &sharding {
         Some(st) => {
             let home = st.map.default_shard;
-            let servers = st.servers[home].as_ref().expect("the default shard has pools");
+            let servers = st.servers[home]
+                .as_ref()
+                .expect("the default shard has pools");
             Arc::clone(&servers.pools[servers.topology.primary()])
         }
-        None => shared.pools.primary(config, &login.user, &login.database, 0),
+        None => shared
+            .pools
+            .primary(config, &login.user, &login.database, 0),
     };
     let mut out = BytesMut::new();
     let known = match mode {

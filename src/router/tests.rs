@@ -1426,7 +1426,11 @@ fn cache_is_shareable_between_threads() {
     fn shareable<T: Send + Sync>() {}
     shareable::<RouterCache>();
     shareable::<Analysis>();
-    let cache = Arc::new(RouterCache::with_planner(16, fake_plan, ReadOnlyFunctions::default()));
+    let cache = Arc::new(RouterCache::with_planner(
+        16,
+        fake_plan,
+        ReadOnlyFunctions::default(),
+    ));
     let map = Arc::new(test_map(false));
     let workers: Vec<_> = (0..4)
         .map(|_| {

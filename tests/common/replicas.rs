@@ -40,8 +40,10 @@ impl ReplicaEnv {
             // The probe runs as the app user; PROMOTE needs this grant.
             primary
                 .psql(
-                    "postgres",
-                    &format!("GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO {APP_USER}"),
+                    APP_DB,
+                    &format!(
+                        "GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO {APP_USER}"
+                    ),
                 )
                 .expect("grant pg_promote");
             let clones = replicas
@@ -100,7 +102,10 @@ impl ReplicaEnv {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("gave up waiting for: {what}; servers: {:#?}", self.reports());
+        panic!(
+            "gave up waiting for: {what}; servers: {:#?}",
+            self.reports()
+        );
     }
 
     /// Connects through the proxy as the app user.
@@ -130,6 +135,25 @@ impl ReplicaEnv {
         connect(&cluster.connection_string(APP_DB))
             .await
             .expect("connect to a server directly")
+    }
+
+    /// Waits until every replica has replayed everything the primary has
+    /// written so far.
+    pub async fn wait_for_replay(&self) {
+        let primary = Self::connect_server(&self.primary).await;
+        let text: String = primary
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .expect("primary position")
+            .get(0);
+        let target = shardwire::backend::topology::parse_lsn(&text).expect("an LSN");
+        let primary_index = self.primary_index();
+        self.wait_for("replicas replay the primary's writes", |r| {
+            r.iter()
+                .enumerate()
+                .all(|(i, s)| i == primary_index || s.position >= target)
+        })
+        .await;
     }
 
     /// Reads routed to each server so far.

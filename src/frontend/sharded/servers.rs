@@ -275,7 +275,9 @@ impl Session {
             .pools
             .get(server)
             .cloned()
-            .ok_or_else(|| PgError::error("XX000", format!("no server {server} in shard {shard}")))?;
+            .ok_or_else(|| {
+                PgError::error("XX000", format!("no server {server} in shard {shard}"))
+            })?;
         let mut lease = Box::pin(pool.checkout()).await?;
         let conn = lease.conn();
         if let Some(sql) = sync_query(&conn.session_params, &self.params) {

@@ -34,7 +34,10 @@ pub fn changed_setting_name(sql: &str) -> Option<String> {
         name = words.next()?;
     }
     let name = match (verb.as_str(), name.as_str()) {
-        ("set" | "reset", "local" | "all" | "transaction" | "characteristics" | "authorization") => {
+        (
+            "set" | "reset",
+            "local" | "all" | "transaction" | "characteristics" | "authorization",
+        ) => {
             return None;
         }
         ("set" | "reset", "time") => "timezone".to_string(),
@@ -108,7 +111,10 @@ mod tests {
     fn finds_the_parameter_a_statement_sets() {
         let cases = [
             ("SET search_path = a, b", Some("search_path")),
-            ("set SESSION statement_timeout TO '5s'", Some("statement_timeout")),
+            (
+                "set SESSION statement_timeout TO '5s'",
+                Some("statement_timeout"),
+            ),
             ("SET work_mem='64MB'", Some("work_mem")),
             ("SET TIME ZONE 'UTC'", Some("timezone")),
             ("SET SCHEMA 'app'", Some("search_path")),
