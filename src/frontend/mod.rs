@@ -382,8 +382,13 @@ fn sharding_state(
                 .then(|| shard_pools(shared, config, login, shard))
         })
         .collect();
+    let has_replicas = map
+        .shards
+        .iter()
+        .any(|&shard| !config.shards[shard].replicas.is_empty());
     let reads = sharded::ReadRouting {
-        enabled: config.replicas.read_write_split
+        enabled: has_replicas
+            && config.replicas.read_write_split
             && config.pool_mode(&login.user) == PoolMode::Transaction,
         read_your_writes: config.replicas.read_your_writes,
         positions: vec![None; config.shards.len()],

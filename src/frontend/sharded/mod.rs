@@ -206,7 +206,7 @@ impl ShardState {
     }
 
     /// Takes a held server of `shard`, whatever its slot.
-    fn take_parked(&mut self, shard: usize) -> Option<Parked> {
+    pub(crate) fn take_parked(&mut self, shard: usize) -> Option<Parked> {
         let index = self.parked.iter().position(|p| p.shard == shard)?;
         Some(self.parked.swap_remove(index))
     }

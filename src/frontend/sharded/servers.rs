@@ -77,13 +77,21 @@ impl Session {
         role: Role,
         exact: bool,
     ) -> Result<(), SessionEnd> {
+        // Inside a transaction, the server that joined it serves every
+        // statement of the shard, whatever its slot.
+        let exact = exact && !self.in_transaction();
+        let joined = self.in_transaction() && self.shard_state_ref().txn.joined.contains(&shard);
         let st = self.shard_state_ref();
-        let serves = |have: Role| have == role || (!exact && have == Role::Primary);
+        let serves = |have: Role| joined || have == role || (!exact && have == Role::Primary);
         if self.server.is_none() || st.active != shard || !serves(st.active_role) {
             self.drain_active().await?;
             self.settle_retry_point(true);
             self.park_active();
-            let held = self.shard_state().take_parked_serving(shard, role, exact);
+            let held = if joined {
+                self.shard_state().take_parked(shard)
+            } else {
+                self.shard_state().take_parked_serving(shard, role, exact)
+            };
             let (lease, unsynced, role, server) = match held {
                 Some(p) => (p.lease, p.unsynced, p.role, p.server),
                 None => {
