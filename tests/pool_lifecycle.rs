@@ -138,3 +138,33 @@ async fn a_server_that_never_answers_hits_the_connect_timeout() {
         db.message()
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_statement_past_the_query_timeout_is_cancelled_with_57014() {
+    let env = TestEnv::start(|c| c.pool.query_timeout_ms = 300).await;
+    let client = env.connect().await;
+    // pg_sleep sends nothing for 60 s: to the proxy it is a silent server.
+    let error = common::raw::no_hang(
+        "a statement past the timeout",
+        client.simple_query("SELECT pg_sleep(60)"),
+    )
+    .await
+    .expect_err("the statement outlives the timeout");
+    assert!(
+        error.is_closed() || error.code().map(|c| c.code()) == Some("57014"),
+        "{error:?}"
+    );
+    // The statement was cancelled on the server, and the proxy still serves.
+    eventually(&env, "the sleeping backend is cancelled", |n| n <= 1).await;
+    let fresh = env.connect().await;
+    let rows = fresh
+        .simple_query("SELECT 1")
+        .await
+        .expect("a new session works");
+    assert!(!rows.is_empty());
+    // Statements that answer in time are untouched.
+    fresh
+        .simple_query("SELECT pg_sleep(0.05)")
+        .await
+        .expect("a short statement");
+}

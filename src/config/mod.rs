@@ -149,6 +149,12 @@ pub struct PoolSettings {
     pub idle_timeout_ms: u64,
     /// Server connections are closed (when idle) after this age.
     pub server_lifetime_ms: u64,
+    /// A server that owes a client answers and sends nothing for this long
+    /// is given up on: the statement is cancelled, the client gets SQLSTATE
+    /// 57014 and the server connection is closed, so no client waits
+    /// forever on a hung server. 0 turns the limit off (the default, as a
+    /// long query is legitimate).
+    pub query_timeout_ms: u64,
     /// Prepared statements kept per server connection in transaction mode;
     /// the least recently used are closed beyond it.
     pub max_prepared_statements: usize,
@@ -167,6 +173,7 @@ impl Default for PoolSettings {
             checkout_timeout_ms: 30_000,
             idle_timeout_ms: 600_000,
             server_lifetime_ms: 3_600_000,
+            query_timeout_ms: 0,
             max_prepared_statements: 1_000,
             reset_query: "DISCARD ALL".to_string(),
         }
@@ -189,6 +196,10 @@ impl PoolSettings {
     /// Age after which server connections are replaced.
     pub fn server_lifetime(&self) -> Duration {
         Duration::from_millis(self.server_lifetime_ms)
+    }
+    /// Silence of a server owing answers after which it is given up on.
+    pub fn query_timeout(&self) -> Option<Duration> {
+        (self.query_timeout_ms > 0).then(|| Duration::from_millis(self.query_timeout_ms))
     }
 }
 

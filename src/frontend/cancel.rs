@@ -113,7 +113,7 @@ impl CancelRegistry {
 }
 
 /// Sends one CancelRequest to one server.
-async fn send_cancel(target: &CancelTarget) {
+pub(crate) async fn send_cancel(target: &CancelTarget) {
     let mut packet = BytesMut::new();
     postgres_protocol::message::frontend::cancel_request(target.pid, target.secret, &mut packet);
     match tokio::net::TcpStream::connect(&*target.address).await {

@@ -362,6 +362,8 @@ async fn begin_session(
         client_tls,
         sharding,
         current_message: bytes::Bytes::new(),
+        query_timeout: config.pool.query_timeout(),
+        server_activity: tokio::time::Instant::now(),
     })
 }
 

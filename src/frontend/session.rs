@@ -104,6 +104,11 @@ pub struct Session {
     /// The client message being handled (a read on a replica keeps it to
     /// run it again elsewhere should the replica fail).
     pub current_message: Bytes,
+    /// `pool.query_timeout_ms`: how long a server owing answers may stay
+    /// silent.
+    pub query_timeout: Option<std::time::Duration>,
+    /// When the attached server last sent or accepted bytes.
+    pub server_activity: tokio::time::Instant,
 }
 
 enum Io {
@@ -113,6 +118,7 @@ enum Io {
     ServerRead(std::io::Result<usize>),
     ServerWrote(std::io::Result<usize>),
     ClosingDeadline,
+    QueryTimeout,
 }
 
 impl Session {
@@ -157,6 +163,7 @@ impl Session {
             }
             match self.wait_io().await {
                 Io::ClosingDeadline => return self.closing_error(),
+                Io::QueryTimeout => return SessionEnd::Fatal(self.query_timed_out()),
                 Io::ClientRead(Ok(0)) => return SessionEnd::ClientGone,
                 Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) | Io::ClientFlushed(Err(_)) => {
                     return SessionEnd::ClientGone;
@@ -173,7 +180,10 @@ impl Session {
                     }
                     return SessionEnd::Fatal(self.server_lost());
                 }
-                Io::ClientRead(Ok(_)) | Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {}
+                Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {
+                    self.server_activity = tokio::time::Instant::now();
+                }
+                Io::ClientRead(Ok(_)) => {}
             }
         }
     }
@@ -189,6 +199,7 @@ impl Session {
                 && let Ok(n) = conn.writer.try_write(&conn.outbox)
             {
                 conn.outbox.advance(n);
+                self.server_activity = tokio::time::Instant::now();
             }
         }
         // TLS is left to `wait_io`: a TLS stream polled outside the event
@@ -225,6 +236,27 @@ impl Session {
             .with_hint("the transaction in progress, if any, was rolled back; reconnect and retry")
     }
 
+    /// The attached server owed answers and stayed silent past
+    /// `pool.query_timeout_ms`: its statement is cancelled and the
+    /// connection dropped (its state is unknown).
+    pub(crate) fn query_timed_out(&mut self) -> PgError {
+        let timeout = self.query_timeout.map_or(0, |t| t.as_millis());
+        let address = match self.server.take() {
+            Some(lease) => {
+                let target = lease.conn_ref().cancel.clone();
+                tokio::spawn(async move { crate::frontend::cancel::send_cancel(&target).await });
+                lease.conn_ref().cancel.address.to_string()
+            }
+            None => String::new(),
+        };
+        self.cancel.slot.set(None);
+        PgError::fatal(
+            "57014",
+            format!("server {address} did not answer within pool.query_timeout_ms ({timeout} ms)"),
+        )
+        .with_hint("the statement was cancelled and its transaction, if any, rolled back; reconnect and retry")
+    }
+
     async fn wait_io(&mut self) -> Io {
         let client_has_whole_message =
             matches!(peek_frame(&self.inbox, self.max_message), Ok(Some(_)));
@@ -235,6 +267,10 @@ impl Session {
         let read_client =
             self.closing.is_none() && !client_has_whole_message && server_backlog < HIGH_WATER;
         let closing_deadline = self.closing.as_ref().map(|(_, deadline)| *deadline);
+        let query_deadline = self
+            .query_timeout
+            .filter(|_| self.answers_pending())
+            .map(|timeout| self.server_activity + timeout);
         let read_server = self.outbox.len() < HIGH_WATER;
         let write_client = !self.outbox.is_empty() && !self.holding_output();
         // TLS keeps written records buffered until flushed.
@@ -262,6 +298,8 @@ impl Session {
                     r = client_rd.read_buf(inbox), if read_client => Io::ClientRead(r),
                     _ = tokio::time::sleep_until(closing_deadline.unwrap_or_else(tokio::time::Instant::now)),
                         if closing_deadline.is_some() => Io::ClosingDeadline,
+                    _ = tokio::time::sleep_until(query_deadline.unwrap_or_else(tokio::time::Instant::now)),
+                        if query_deadline.is_some() => Io::QueryTimeout,
                 }
             }
             None => {

@@ -346,15 +346,22 @@ impl Session {
             let holding = self.sharding.as_deref().is_some_and(|s| s.retry.is_some());
             let conn = lease.conn();
             let read_server = self.outbox.len() < super::session::HIGH_WATER;
+            let deadline = self.query_timeout.map(|t| self.server_activity + t);
             tokio::select! {
                 r = conn.writer.write_buf(&mut conn.outbox), if !conn.outbox.is_empty() => {
                     if r.is_err() { return Err(SessionEnd::Fatal(self.server_lost())); }
+                    self.server_activity = tokio::time::Instant::now();
                 }
                 r = tokio::io::AsyncReadExt::read_buf(&mut conn.reader, &mut conn.inbox), if read_server => {
                     if matches!(r, Ok(0) | Err(_)) {
                         let _ = self.handle_server_messages();
                         return Err(SessionEnd::Fatal(self.server_lost()));
                     }
+                    self.server_activity = tokio::time::Instant::now();
+                }
+                _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)),
+                    if deadline.is_some() => {
+                    return Err(SessionEnd::Fatal(self.query_timed_out()));
                 }
                 r = self.client_wr.write_buf(&mut self.outbox), if !self.outbox.is_empty() && !holding => {
                     if r.is_err() { return Err(SessionEnd::ClientGone); }
