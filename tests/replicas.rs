@@ -434,3 +434,116 @@ async fn the_admin_console_reports_replicas_and_refuses_others() {
     .expect_err("the app user is no admin");
     assert_eq!(refused.code().map(|c| c.code()), Some("42501"));
 }
+
+/// Waits until every replica of `proxy` has replayed what each primary of
+/// `primaries` has written so far.
+async fn wait_for_sharded_replay(
+    proxy: &shardwire::proxy::ProxyHandle,
+    primaries: &[shardwire::localcluster::LocalCluster],
+) {
+    for (shard, primary) in primaries.iter().enumerate() {
+        let direct = ReplicaEnv::connect_server(primary).await;
+        let text: String = direct
+            .query_one("SELECT pg_current_wal_insert_lsn()::text", &[])
+            .await
+            .expect("position")
+            .get(0);
+        let target = shardwire::backend::topology::parse_lsn(&text).expect("an LSN");
+        let servers = &proxy.shared.topology.shards[shard];
+        let mut caught_up = false;
+        for _ in 0..1200 {
+            if servers.report(1).position >= target {
+                caught_up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(caught_up, "shard {shard}'s replica never replayed {text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_database_reads_from_each_shards_replica() {
+    let primaries =
+        common::sharded::start_clusters(2, shardwire::localcluster::ClusterOptions::for_tests())
+            .await;
+    let (primaries, replicas) = tokio::task::spawn_blocking(move || {
+        let replicas: Vec<_> = primaries
+            .iter()
+            .map(|p| {
+                p.create_replica(None, &ReplicaOptions::default())
+                    .expect("replica")
+            })
+            .collect();
+        (primaries, replicas)
+    })
+    .await
+    .expect("replica task");
+    let map = "buckets = 16\ndefault_shard = \"shard0\"\n[[bucket_ranges]]\nbuckets = \"0-7\"\nshard = \"shard0\"\n[[bucket_ranges]]\nbuckets = \"8-15\"\nshard = \"shard1\"\n[[tables]]\nname = \"accounts\"\nkey = \"id\"\ntype = \"bigint\"\n";
+    let mut config = common::sharded::sharded_config(&primaries, map);
+    for (shard, replica) in config.shards.iter_mut().zip(&replicas) {
+        shard.replicas = vec![format!("{}:{}", replica.host(), replica.port())];
+    }
+    config.replicas.probe_interval_ms = 100;
+    let proxy = shardwire::proxy::start(config).await.expect("proxy");
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user={} password={} dbname={}",
+        proxy.addrs[0].port(),
+        common::APP_USER,
+        common::APP_PASSWORD,
+        common::APP_DB
+    );
+    let writer = common::connect(&conninfo).await.expect("connect");
+    let rows: Vec<String> = (1..=100).map(|id| format!("({id}, 0)")).collect();
+    writer
+        .batch_execute(&format!(
+            "CREATE TABLE accounts (id bigint PRIMARY KEY, v int);
+             INSERT INTO accounts VALUES {};",
+            rows.join(", ")
+        ))
+        .await
+        .expect("create and fill accounts");
+    wait_for_sharded_replay(&proxy, &primaries).await;
+    let reads =
+        |shard: usize, server: usize| proxy.shared.topology.shards[shard].report(server).reads;
+    let before = [reads(0, 1), reads(1, 1), reads(0, 0), reads(1, 0)];
+    let reader = common::connect(&conninfo).await.expect("connect");
+    for id in 1..=20i64 {
+        let row = reader
+            .query_one("SELECT v FROM accounts WHERE id = $1", &[&id])
+            .await
+            .expect("point read");
+        assert_eq!(row.get::<_, i32>(0), 0);
+    }
+    let count: i64 = reader
+        .query_one("SELECT count(*) FROM accounts", &[])
+        .await
+        .expect("scatter")
+        .get(0);
+    assert_eq!(count, 100);
+    let after = [reads(0, 1), reads(1, 1), reads(0, 0), reads(1, 0)];
+    assert!(
+        after[0] > before[0] && after[1] > before[1],
+        "replicas unused: {before:?} -> {after:?}"
+    );
+    assert_eq!(
+        (after[2], after[3]),
+        (before[2], before[3]),
+        "reads reached a primary"
+    );
+    // A write, then the same session's read of it, on either shard.
+    for id in [5i64, 77] {
+        writer
+            .execute("UPDATE accounts SET v = 1 WHERE id = $1", &[&id])
+            .await
+            .expect("update");
+        let v: i32 = writer
+            .query_one("SELECT v FROM accounts WHERE id = $1", &[&id])
+            .await
+            .expect("read own write")
+            .get(0);
+        assert_eq!(v, 1);
+    }
+    drop(proxy);
+    drop(replicas);
+}

@@ -12,7 +12,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::exchange::{Until, exchange, exchange_all, read_answer};
 use super::fanout::sum_tags;
-use super::{command_complete, message};
+use super::{Role, command_complete, message};
 use crate::backend::pool::Lease;
 use crate::frontend::params::quote_literal;
 use crate::frontend::pipeline::Synthetic;
@@ -153,7 +153,7 @@ impl Session {
             None => self.shard_state_ref().map.shards.clone(),
         };
         let implicit = !self.in_transaction() && shards.len() > 1;
-        let mut leases = self.take_leases(&shards).await?;
+        let mut leases = self.take_leases(&shards, Role::Primary).await?;
         let started = async {
             let splitter = match &table {
                 Some(t) => {
@@ -412,7 +412,7 @@ impl Session {
         shards: &[usize],
         header: bool,
     ) -> Result<Result<Bytes, PgError>, SessionEnd> {
-        let mut leases = self.take_leases(shards).await?;
+        let mut leases = self.take_leases(shards, Role::Primary).await?;
         let mut request = BytesMut::new();
         put_query(&mut request, sql);
         let answers = {

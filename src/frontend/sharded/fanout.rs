@@ -12,10 +12,11 @@ use std::sync::Arc;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::exchange::{Answer, Until, exchange_all};
-use super::{BindValues, command_complete, message};
+use super::{BindValues, Role, command_complete, message};
 use crate::backend::pool::Lease;
 use crate::frontend::session::{Session, SessionEnd};
 use crate::net::messages::{PgError, backend_tag as bt, put_cstr, put_message, put_query, tag};
+use crate::router::readwrite::Access;
 use crate::scatter::{Merger, ScatterPlan};
 
 /// What runs where.
@@ -27,6 +28,8 @@ pub enum Fanout {
         plan: Arc<ScatterPlan>,
         /// Shards that may hold rows.
         shards: Vec<usize>,
+        /// Whether the read may run on replicas.
+        access: Access,
     },
     /// A write on several shards, atomically.
     Write {
@@ -107,7 +110,11 @@ impl Session {
             Fanout::Scatter { .. } => false,
         };
         let implicit = atomic && !self.in_transaction();
-        let mut leases = self.take_leases(&shards).await?;
+        let role = match fanout {
+            Fanout::Scatter { access, .. } => self.statement_role(*access),
+            Fanout::Write { .. } => Role::Primary,
+        };
+        let mut leases = self.take_leases(&shards, role).await?;
         if matches!(fanout, Fanout::Write { .. }) {
             self.note_fanout_write(&mut leases);
         }

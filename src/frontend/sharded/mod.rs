@@ -452,6 +452,7 @@ impl Session {
     pub(crate) async fn take_leases(
         &mut self,
         shards: &[usize],
+        role: Role,
     ) -> Result<Vec<(usize, Lease)>, SessionEnd> {
         self.drain_active().await?;
         self.park_active();
@@ -472,7 +473,7 @@ impl Session {
                 }
                 Some(p) => Ok(p.lease),
                 None => self
-                    .checkout_role(shard, Role::Primary)
+                    .checkout_role(shard, role)
                     .await
                     .map(|(lease, _)| lease),
             };

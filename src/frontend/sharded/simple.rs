@@ -5,7 +5,7 @@
 use bytes::BytesMut;
 
 use super::fanout::{Fanout, WritePart};
-use super::{Portal, command_complete};
+use super::{Portal, Role, command_complete};
 use crate::frontend::pipeline::{Expect, Synthetic};
 use crate::frontend::session::{Session, SessionEnd};
 use crate::net::messages::{PgError, query_text};
@@ -208,7 +208,7 @@ impl Session {
             };
             (st.map.default_shard, rule.clone())
         };
-        let mut leases = self.take_leases(&[default]).await?;
+        let mut leases = self.take_leases(&[default], Role::Primary).await?;
         let found = super::copy::key_position(&mut leases[0].1, &rule, false).await;
         self.return_leases(leases);
         Ok(found.map(|position| {
@@ -474,7 +474,7 @@ impl Session {
             let _ = was_open;
             return Ok(Ok(command_complete(tag)));
         }
-        let mut leases = self.take_leases(&shards).await?;
+        let mut leases = self.take_leases(&shards, Role::Primary).await?;
         let outcome = if commit && leases.len() > 1 {
             self.commit_two_phase(&mut leases).await
         } else {
@@ -522,7 +522,7 @@ impl Session {
             .iter()
             .map(|p| p.shard)
             .collect();
-        let mut leases = self.take_leases(&shards).await?;
+        let mut leases = self.take_leases(&shards, Role::Primary).await?;
         let mut outcome = Ok(());
         for (_, lease) in &mut leases {
             if let Err(e) = Box::pin(lease.conn().run_maintenance(&statement.sql)).await
@@ -612,7 +612,11 @@ pub enum Target {
 pub fn route_target(route: Route, statement: &StatementAnalysis) -> Result<Target, PgError> {
     Ok(match route {
         Route::Single(shard) => Target::Shard(shard),
-        Route::Scatter { shards, plan } => Target::Fanout(Fanout::Scatter { plan, shards }),
+        Route::Scatter { shards, plan } => Target::Fanout(Fanout::Scatter {
+            plan,
+            shards,
+            access: statement.access,
+        }),
         Route::AllShards { shards, replicated } => Target::Fanout(Fanout::Write {
             parts: shards
                 .into_iter()
