@@ -15,6 +15,7 @@
 #   BENCH_THREADS   pgbench -j                                (default 2)
 #   BENCH_SCALE     pgbench -i -s                             (default 10)
 #   BENCH_PROTOCOL  pgbench -M: simple, extended or prepared  (default simple)
+#   BENCH_RYW       [replicas] read_your_writes: true or false (default true)
 #   PG_BIN          folder of initdb/pg_ctl/postgres/pg_basebackup (default: pg_config --bindir)
 #   SKIP_BUILD=1    do not run cargo build --release
 #   SHARDWIRE_LOG   RUST_LOG for the proxy                    (default info)
@@ -39,6 +40,7 @@ BENCH_CLIENTS=${BENCH_CLIENTS:-16}
 BENCH_THREADS=${BENCH_THREADS:-2}
 BENCH_SCALE=${BENCH_SCALE:-10}
 BENCH_PROTOCOL=${BENCH_PROTOCOL:-simple}
+BENCH_RYW=${BENCH_RYW:-true}
 POOL_SIZE=8
 WARMUP_SECONDS=2
 
@@ -61,6 +63,7 @@ die() { log "ERROR: $*"; exit 1; }
 
 [[ $BENCH_SECONDS =~ ^[0-9]+$ && $BENCH_SECONDS -ge 1 && $BENCH_SECONDS -le 600 ]] \
     || die "BENCH_SECONDS must be a whole number of seconds from 1 to 600 (got '$BENCH_SECONDS')"
+[[ $BENCH_RYW =~ ^(true|false)$ ]] || die "BENCH_RYW must be true or false (got '$BENCH_RYW')"
 [[ $BENCH_PROTOCOL =~ ^(simple|extended|prepared)$ ]] \
     || die "BENCH_PROTOCOL must be simple, extended or prepared (got '$BENCH_PROTOCOL')"
 
@@ -141,10 +144,10 @@ WORK=$(mktemp -d /tmp/shardwire-replicas.XXXXXX)
 chmod 755 "$WORK"
 chown "$SERVER_OWNER" "$WORK"
 mkdir -p "$RESULTS"; rm -rf "$LOGS"; mkdir -p "$LOGS"
-read -r PG_PORT R1_PORT R2_PORT SW1_PORT SW2_PORT <<<"$("$PY" "$LOADLIB" ports 5)"
+read -r PG_PORT R1_PORT R2_PORT SW0_PORT SW1_PORT SW2_PORT <<<"$("$PY" "$LOADLIB" ports 6)"
 declare -A PORT=([primary]=$PG_PORT [replica1]=$R1_PORT [replica2]=$R2_PORT)
 SERVERS=(primary replica1 replica2)
-log "work dir $WORK; ports: primary $PG_PORT, replicas $R1_PORT $R2_PORT, shardwire $SW1_PORT $SW2_PORT"
+log "work dir $WORK; ports: primary $PG_PORT, replicas $R1_PORT $R2_PORT, shardwire $SW0_PORT $SW1_PORT $SW2_PORT"
 
 # ---------------------------------------------------------------- Postgres
 start_server() { # name: pg_ctl start of $WORK/<name>, remembered for cleanup
@@ -252,6 +255,9 @@ name = "$BENCH_DB"
 name = "shard0"
 primary = "127.0.0.1:$PG_PORT"
 replicas = [$replicas]
+
+[replicas]
+read_your_writes = $BENCH_RYW
 EOF
     "$SHARDWIRE" check-config "$WORK/$name.toml" >"$WORK/$name-check.log" 2>&1 \
         || { cat "$WORK/$name-check.log" >&2; die "shardwire rejects the generated $name.toml"; }
@@ -320,6 +326,11 @@ measure() { # run label port [proxy-pid]: one measured pgbench run
 
 measure direct "Postgres 15 primary, direct" "$PG_PORT"
 
+# The proxy without replicas: its plain forwarding path, the baseline of
+# what the read/write split itself costs.
+start_shardwire shardwire-0-replicas "$SW0_PORT"
+measure shardwire-0-replicas "shardwire, no replica (primary only)" "$SW0_PORT" "$LAST_PID"
+
 start_shardwire shardwire-1-replica "$SW1_PORT" "$R1_PORT"
 measure shardwire-1-replica "shardwire, 1 replica" "$SW1_PORT" "$LAST_PID"
 
@@ -333,7 +344,7 @@ SW_LOG_WARN=$(cat "$WORK"/shardwire-*.log | grep -cE '\b(WARN|ERROR)\b|panicked'
     echo
     echo "- machine: $(nproc) CPUs ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), $(free -g | awk '/Mem:/{print $2}') GiB RAM, kernel $(uname -r)"
     echo "- $PG_VERSION: 1 primary + 2 hot standbys (pg_basebackup -R, async streaming), fsync=off, synchronous_commit=off, full_page_writes=off, shared_buffers=256MB"
-    echo "- shardwire at $SW_REV (state of the tree when built), release build, transaction mode, pool $POOL_SIZE per server, [replicas] defaults"
+    echo "- shardwire at $SW_REV (state of the tree when built), release build, transaction mode, pool $POOL_SIZE per server, [replicas] defaults but read_your_writes = $BENCH_RYW"
     echo "- pgbench -M $BENCH_PROTOCOL, scale $BENCH_SCALE, -c $BENCH_CLIENTS -j $BENCH_THREADS -T $BENCH_SECONDS, -f select.sql@9 -f update.sql@1 (point SELECT / point UPDATE by random aid); p99 from pgbench -l per-transaction logs"
     echo "- everything (3 Postgres servers, proxy, pgbench) on this one box over 127.0.0.1; load average (1/5/15 min) at the start: $LOAD_START, at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
     echo

@@ -151,7 +151,15 @@ pub struct ShardServers {
     /// The current primary's recent positions, for replicas' time lag;
     /// only the probe touches it.
     history: Mutex<PrimaryHistory>,
+    /// Milliseconds since `epoch` until which reads that would need a live
+    /// replay check go straight to the primary: the last check found the
+    /// replica behind, so the next ones would most likely only add a round
+    /// trip.
+    checks_paused_until: AtomicU64,
 }
+
+/// How long live replay checks pause after one found its replica behind.
+const CHECK_PAUSE_MS: u64 = 10;
 
 /// Where a read should go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,7 +190,23 @@ impl ShardServers {
             settings: config.replicas.clone(),
             epoch: Instant::now(),
             history: Mutex::new(PrimaryHistory::default()),
+            checks_paused_until: AtomicU64::new(0),
         }
+    }
+
+    /// Records the outcome of a live replay check: a replica found behind
+    /// pauses further checks for a few milliseconds (see
+    /// [`ReadTarget::CheckReplica`]).
+    pub fn note_check(&self, caught_up: bool) {
+        if !caught_up {
+            self.checks_paused_until
+                .store(self.now_ms() + CHECK_PAUSE_MS, Ordering::Release);
+        }
+    }
+
+    /// Whether live replay checks are paused now.
+    fn checks_paused(&self, now_ms: u64) -> bool {
+        self.checks_paused_until.load(Ordering::Acquire) > now_ms
     }
 
     /// Index of the server that takes writes now: the configured primary

@@ -154,7 +154,7 @@ impl Session {
                 self.settle_retry_point(false);
             }
             self.write_eagerly();
-            if self.sharding.is_some() {
+            if self.has_writes_to_record() {
                 Box::pin(self.record_writes()).await;
             }
             self.release_if_idle();

@@ -55,7 +55,10 @@ impl ShardServers {
             }
         }
         if eligible.is_empty() {
-            return closest.map_or(ReadTarget::Primary, |(i, _, _)| ReadTarget::CheckReplica(i));
+            return match closest {
+                Some((i, _, _)) if !self.checks_paused(now_ms) => ReadTarget::CheckReplica(i),
+                _ => ReadTarget::Primary,
+            };
         }
         let turn = self.turn.fetch_add(1, Ordering::Relaxed);
         let pick = match self.settings.load_balance {

@@ -355,3 +355,26 @@ fn counters_show_in_reports() {
     s.servers[0].writes.fetch_add(2, Ordering::Relaxed);
     assert_eq!((s.report(1).reads, s.report(0).writes), (3, 2));
 }
+
+#[test]
+fn a_check_that_found_the_replica_behind_pauses_checks_briefly() {
+    let s = shard(1, |_| {});
+    assert_eq!(read(&s, Some(10)), ReadTarget::CheckReplica(1));
+    s.note_check(true);
+    assert_eq!(read(&s, Some(10)), ReadTarget::CheckReplica(1));
+    s.note_check(false);
+    let now = s.now_ms();
+    assert_eq!(
+        s.choose_read_at(now, Some(10), &idle, &[]),
+        ReadTarget::Primary
+    );
+    // Reads that need no check are not affected.
+    assert_eq!(
+        s.choose_read_at(now, None, &idle, &[]),
+        ReadTarget::Server(1)
+    );
+    assert_eq!(
+        s.choose_read_at(now + super::CHECK_PAUSE_MS + 1, Some(10), &idle, &[]),
+        ReadTarget::CheckReplica(1)
+    );
+}

@@ -43,7 +43,8 @@ impl Session {
     /// `server` of `shard`.
     pub(crate) fn begin_retry_point(&mut self, shard: usize, server: usize) {
         let message = self.current_message.clone();
-        let earlier_output = std::mem::take(&mut self.outbox);
+        // `split` keeps the outbox's capacity for the answer.
+        let earlier_output = self.outbox.split();
         let point = RetryPoint {
             shard,
             server,
@@ -85,7 +86,9 @@ impl Session {
         if st.retry.is_none() || !(force || complete || self.outbox.len() > MAX_HELD) {
             return;
         }
-        if let Some(point) = st.retry.take() {
+        if let Some(point) = st.retry.take()
+            && !point.earlier_output.is_empty()
+        {
             let mut output = point.earlier_output;
             output.extend_from_slice(&self.outbox);
             self.outbox = output;

@@ -229,6 +229,7 @@ impl Session {
             match replay_position(lease).await {
                 Ok((lease, Some(position))) => {
                     topology.note_position(server, position);
+                    topology.note_check(position >= needed);
                     if position >= needed {
                         return Ok((lease, server));
                     }
@@ -293,6 +294,18 @@ impl Session {
             conn.session_params = self.params.clone();
         }
         Ok(lease)
+    }
+
+    /// Whether [`Session::record_writes`] has anything to do: a cheap test
+    /// run on every turn of the session loop.
+    pub(crate) fn has_writes_to_record(&self) -> bool {
+        let Some(st) = self.sharding.as_deref() else {
+            return false;
+        };
+        st.reads.enabled
+            && (!st.changed_settings.is_empty()
+                || self.server.as_ref().is_some_and(|l| l.conn_ref().wrote)
+                || st.parked.iter().any(|p| p.lease.conn_ref().wrote))
     }
 
     /// Before servers go back to their pools: reads the primary's WAL

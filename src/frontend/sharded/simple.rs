@@ -278,6 +278,9 @@ impl Session {
             self.activate_for(shard, role, false).await?;
             self.note_statement(access);
             self.send_active(message, Expect::ReadyForQuery);
+            for statement in statements {
+                self.note_if_setting(statement);
+            }
             return Ok(());
         }
         // Statements before the string's first BEGIN, COMMIT or ROLLBACK
