@@ -134,6 +134,14 @@ fn create_demo_objects(primary: &LocalCluster) -> Result<()> {
             .psql(DEMO_DATABASE, SCHEMA)
             .context("creating the demo schema")?;
     }
+    // The proxy's probe runs as the demo role; the admin console's PROMOTE
+    // needs this (granting twice is harmless).
+    primary
+        .psql(
+            DEMO_DATABASE,
+            &format!("GRANT EXECUTE ON FUNCTION pg_promote(boolean, integer) TO {DEMO_USER}"),
+        )
+        .context("granting pg_promote to the demo role")?;
     Ok(())
 }
 

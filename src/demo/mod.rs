@@ -23,6 +23,10 @@ pub const DEMO_USER: &str = "demo";
 pub const DEMO_PASSWORD: &str = "demo";
 /// The demo database.
 pub const DEMO_DATABASE: &str = "demo";
+/// The demo's admin console user (database `shardwire`).
+pub const DEMO_ADMIN: &str = "admin";
+/// Password of [`DEMO_ADMIN`].
+pub const DEMO_ADMIN_PASSWORD: &str = "admin";
 
 /// The demo schema, created on every shard.
 const SCHEMA: &str = include_str!("schema.sql");
@@ -84,6 +88,11 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     };
     println!("shardwire demo ready: {url}");
     println!("  connect:  psql '{url}'");
+    println!(
+        "  admin:    psql 'postgres://{DEMO_ADMIN}:{DEMO_ADMIN_PASSWORD}@127.0.0.1:{}/{}'  (SHOW REPLICAS, PROMOTE <shard> <server>)",
+        args.port,
+        crate::ADMIN_DATABASE
+    );
     for shard in &shards {
         println!(
             "  {}:   primary {}, replica {}",
@@ -233,6 +242,9 @@ fn demo_config(port: u16, shards: &[clusters::DemoShard], map_path: &Path) -> Re
         })
         .collect();
     config.databases[0].shard_map = Some(map_path.to_path_buf());
+    let mut admin = User::with_password(DEMO_ADMIN, DEMO_ADMIN_PASSWORD);
+    admin.admin = true;
+    config.users.push(admin);
     let names: Vec<String> = SHARDS.iter().map(|s| s.to_string()).collect();
     let map = ShardMap::from_toml(SHARD_MAP, &names).map_err(|problems| {
         anyhow::anyhow!("the embedded demo shard map is invalid: {problems:?}")
