@@ -16,6 +16,7 @@
 #   BENCH_SCALE     pgbench -i -s                             (default 10)
 #   BENCH_PROTOCOL  pgbench -M: simple, extended or prepared  (default simple)
 #   BENCH_RYW       [replicas] read_your_writes: true or false (default true)
+#   BENCH_PROBE_MS  [replicas] probe_interval_ms (default: the config default)
 #   PG_BIN          folder of initdb/pg_ctl/postgres/pg_basebackup (default: pg_config --bindir)
 #   SKIP_BUILD=1    do not run cargo build --release
 #   SHARDWIRE_LOG   RUST_LOG for the proxy                    (default info)
@@ -258,6 +259,7 @@ replicas = [$replicas]
 
 [replicas]
 read_your_writes = $BENCH_RYW
+${BENCH_PROBE_MS:+probe_interval_ms = $BENCH_PROBE_MS}
 EOF
     "$SHARDWIRE" check-config "$WORK/$name.toml" >"$WORK/$name-check.log" 2>&1 \
         || { cat "$WORK/$name-check.log" >&2; die "shardwire rejects the generated $name.toml"; }
