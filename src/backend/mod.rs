@@ -2,6 +2,7 @@
 //! pools that lend them to client sessions.
 
 pub mod conn;
+pub mod control;
 pub mod pool;
 pub mod probe;
 pub mod topology;

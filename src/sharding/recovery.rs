@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use crate::backend::topology::Topology;
 use crate::config::{Config, User};
 use crate::frontend::sharded::twophase::{DECISION_TABLE_DDL, GID_PREFIX, decide_sql};
 use crate::sharding::map::ShardMap;
@@ -24,7 +25,7 @@ pub const INTERVAL: Duration = Duration::from_secs(10);
 
 /// Resolves in-doubt transactions of every sharded database, as every user
 /// that has server credentials. Returns how many were resolved.
-pub async fn recover_all(config: &Config) -> usize {
+pub async fn recover_all(config: &Config, topology: &Topology) -> usize {
     let mut resolved = 0;
     for database in &config.databases {
         let Some(map) = config.shard_map(&database.name) else {
@@ -35,7 +36,7 @@ pub async fn recover_all(config: &Config) -> usize {
             .iter()
             .filter(|u| u.server_password().is_some())
         {
-            match recover(config, map, database.server_database(), user).await {
+            match recover(config, topology, map, database.server_database(), user).await {
                 Ok(n) => resolved += n,
                 Err(e) => {
                     tracing::debug!(database = %database.name, user = %user.name, error = %e, "in-doubt recovery skipped")
@@ -50,7 +51,7 @@ pub async fn recover_all(config: &Config) -> usize {
 pub async fn recover_forever(shared: std::sync::Arc<crate::proxy::Shared>) {
     loop {
         let runtime = shared.runtime();
-        let n = recover_all(&runtime.config).await;
+        let n = recover_all(&runtime.config, &shared.topology).await;
         if n > 0 {
             tracing::info!(resolved = n, "resolved in-doubt cross-shard transactions");
         }
@@ -58,26 +59,24 @@ pub async fn recover_forever(shared: std::sync::Arc<crate::proxy::Shared>) {
     }
 }
 
+/// Connects to the current primary of `shard` (it moves on failover).
 async fn connect(
-    config: &Config,
+    topology: &Topology,
     shard: usize,
     database: &str,
     user: &User,
 ) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let address = &config.shards[shard].primary;
-    let (host, port) = address
-        .rsplit_once(':')
-        .unwrap_or((address.as_str(), "5432"));
-    let mut pg = tokio_postgres::Config::new();
-    pg.host(host.trim_start_matches('[').trim_end_matches(']'))
-        .port(port.parse().unwrap_or(5432))
-        .dbname(database)
-        .user(user.server_user())
-        .application_name("shardwire-recovery")
-        .connect_timeout(Duration::from_secs(5));
-    if let Some(password) = user.server_password() {
-        pg.password(password);
-    }
+    let servers = &topology.shards[shard];
+    let pg = crate::backend::control::control_config(
+        &servers.servers[servers.primary()].address,
+        &crate::backend::control::ControlLogin {
+            user: user.server_user(),
+            password: user.server_password(),
+            database,
+            application_name: "shardwire-recovery",
+            connect_timeout: Duration::from_secs(5),
+        },
+    );
     let (client, connection) = pg.connect(tokio_postgres::NoTls).await?;
     tokio::spawn(async move {
         let _ = connection.await;
@@ -87,6 +86,7 @@ async fn connect(
 
 async fn recover(
     config: &Config,
+    topology: &Topology,
     map: &ShardMap,
     database: &str,
     user: &User,
@@ -95,7 +95,7 @@ async fn recover(
     let mut default = None;
     let mut still_prepared: Vec<String> = Vec::new();
     for &shard in &map.shards {
-        let client = connect(config, shard, database, user).await?;
+        let client = connect(topology, shard, database, user).await?;
         let all = client
             .query(
                 "SELECT gid FROM pg_prepared_xacts WHERE gid LIKE $1 AND database = current_database()",
@@ -114,7 +114,7 @@ async fn recover(
         for row in rows {
             let gid: String = row.get(0);
             if default.is_none() {
-                let d = connect(config, map.default_shard, database, user).await?;
+                let d = connect(topology, map.default_shard, database, user).await?;
                 d.batch_execute(DECISION_TABLE_DDL).await?;
                 default = Some(d);
             }
@@ -140,20 +140,20 @@ async fn recover(
             }
         }
     }
-    forget_finished_decisions(config, map, database, user, &still_prepared).await?;
+    forget_finished_decisions(topology, map, database, user, &still_prepared).await?;
     Ok(resolved)
 }
 
 /// Deletes decisions no shard needs any more (their transaction is no
 /// longer prepared anywhere); runs only after every shard was listed.
 async fn forget_finished_decisions(
-    config: &Config,
+    topology: &Topology,
     map: &ShardMap,
     database: &str,
     user: &User,
     still_prepared: &[String],
 ) -> Result<(), tokio_postgres::Error> {
-    let client = connect(config, map.default_shard, database, user).await?;
+    let client = connect(topology, map.default_shard, database, user).await?;
     let exists: Option<String> = client
         .query_one(
             "SELECT to_regclass('shardwire.commit_decisions')::text",

@@ -98,17 +98,16 @@ impl ProbeLogin {
 
     /// Opens a connection to `address` (`host:port`, `[v6]:port`).
     pub(super) async fn connect(&self, address: &str) -> Result<ProbeConnection, ProbeError> {
-        let (host, port) = host_and_port(address);
-        let mut pg = tokio_postgres::Config::new();
-        pg.host(host)
-            .port(port)
-            .dbname(&self.database)
-            .user(&self.user)
-            .application_name("shardwire-probe")
-            .connect_timeout(self.connect_timeout);
-        if let Some(password) = &self.password {
-            pg.password(password);
-        }
+        let pg = crate::backend::control::control_config(
+            address,
+            &crate::backend::control::ControlLogin {
+                user: &self.user,
+                password: self.password.as_deref(),
+                database: &self.database,
+                application_name: "shardwire-probe",
+                connect_timeout: self.connect_timeout,
+            },
+        );
         let (client, connection) =
             bounded(self.connect_timeout, pg.connect(tokio_postgres::NoTls)).await??;
         let task = tokio::spawn(async move {
@@ -116,17 +115,6 @@ impl ProbeLogin {
         });
         Ok(ProbeConnection { client, task })
     }
-}
-
-/// Splits `host:port`; a missing or invalid port means Postgres' 5432.
-fn host_and_port(address: &str) -> (&str, u16) {
-    let (host, port) = match address.rsplit_once(':') {
-        Some((host, port)) if !host.is_empty() && !port.contains(']') => {
-            (host, port.parse().unwrap_or(5432))
-        }
-        _ => (address, 5432),
-    };
-    (host.trim_start_matches('[').trim_end_matches(']'), port)
 }
 
 /// Awaits `work` for at most `limit`.
@@ -257,14 +245,5 @@ mod tests {
         assert!(parse_status(&row(&[])).is_err());
         assert!(parse_status(&row(&[Some("yes"), Some("0/1"), None])).is_err());
         assert!(parse_status(&row(&[Some("f"), Some("garbage"), None])).is_err());
-    }
-
-    #[test]
-    fn addresses_split_into_host_and_port() {
-        assert_eq!(host_and_port("127.0.0.1:5433"), ("127.0.0.1", 5433));
-        assert_eq!(host_and_port("[::1]:5434"), ("::1", 5434));
-        assert_eq!(host_and_port("[::1]"), ("::1", 5432));
-        assert_eq!(host_and_port("localhost"), ("localhost", 5432));
-        assert_eq!(host_and_port("localhost:x"), ("localhost", 5432));
     }
 }
