@@ -97,48 +97,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-stop_pid() {
-    local pid=$1
-    kill -TERM "$pid" 2>/dev/null || return 0
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -KILL "$pid" 2>/dev/null || true
-}
 
-# ---------------------------------------------------------------- who runs servers
-if [[ $(id -u) == 0 ]]; then
-    id postgres >/dev/null 2>&1 || die "running as root but there is no 'postgres' OS user to run Postgres as"
-    AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups -- env HOME=/tmp USER=postgres LOGNAME=postgres)
-    SERVER_OWNER=postgres
-else
-    AS_PG=()
-    SERVER_OWNER=$(id -un)
-fi
-as_pg() { "${AS_PG[@]}" "$@"; }
-
-# ---------------------------------------------------------------- tools
-if [[ -z ${PG_BIN:-} ]]; then
-    PG_BIN=$(pg_config --bindir 2>/dev/null || true)
-    if [[ ! -x $PG_BIN/initdb ]]; then
-        PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1)
-    fi
-fi
-for p in initdb pg_ctl postgres pg_basebackup; do
-    [[ -x $PG_BIN/$p ]] || die "no $p in PG_BIN=$PG_BIN (install postgresql-15 or set PG_BIN)"
-done
-PGBENCH=$PG_BIN/pgbench; [[ -x $PGBENCH ]] || PGBENCH=$(command -v pgbench) || die "pgbench not found"
-PSQL=$PG_BIN/psql; [[ -x $PSQL ]] || PSQL=$(command -v psql) || die "psql not found"
-PG_VERSION=$("$PG_BIN/postgres" --version)
+REQUIRED_PG_TOOLS="initdb pg_ctl postgres pg_basebackup"
+# shellcheck source=benches/common.sh
+source "$HERE/common.sh"
 
 # ---------------------------------------------------------------- build
-cd "$ROOT"
-if [[ ${SKIP_BUILD:-0} != 1 ]]; then
-    log "cargo build --release"
-    cargo build --release --bin shardwire >&2
-fi
-SHARDWIRE=$ROOT/target/release/shardwire
-[[ -x $SHARDWIRE ]] || die "$SHARDWIRE not built"
-SW_REV="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?')$(git -C "$ROOT" diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || echo ' + uncommitted src changes')"
-LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
+build_shardwire
 
 # ---------------------------------------------------------------- work dir, ports
 WORK=$(mktemp -d /tmp/shardwire-replicas.XXXXXX)
