@@ -531,6 +531,16 @@ async fn a_sharded_database_reads_from_each_shards_replica() {
         (before[2], before[3]),
         "reads reached a primary"
     );
+    // A read-only transaction over both shards runs on the replicas and
+    // commits without two-phase commit (a standby refuses PREPARE).
+    let read_only = common::connect(&conninfo).await.expect("connect");
+    read_only
+        .batch_execute(
+            "BEGIN READ ONLY; SELECT count(*) FROM accounts; SELECT v FROM accounts WHERE id = 3; COMMIT",
+        )
+        .await
+        .expect("a read-only transaction across shards commits");
+    assert!(reads(0, 1) > after[0] && reads(1, 1) > after[1]);
     // A write, then the same session's read of it, on either shard.
     for id in [5i64, 77] {
         writer
@@ -546,4 +556,93 @@ async fn a_sharded_database_reads_from_each_shards_replica() {
     }
     drop(proxy);
     drop(replicas);
+}
+
+/// Regression: the proxy's own simple queries (WAL positions, settings)
+/// destroy a server's unnamed statement; a later Bind must prepare it again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unnamed_statements_survive_read_your_writes_bookkeeping() {
+    use postgres_protocol::message::frontend;
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |c| c.pool.size = 1).await;
+    create_items(&env).await;
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    for i in 0..40 {
+        let id = (i % 100 + 1).to_string();
+        let sql = if i % 2 == 0 {
+            "UPDATE items SET note = 'seed' WHERE id = $1"
+        } else {
+            "SELECT note FROM items WHERE id = $1"
+        };
+        raw.send(|out| {
+            frontend::parse("", sql, [], out).unwrap();
+            common::raw::bind_text(out, "", "", &[Some(&id)], 0);
+            frontend::execute("", 0, out).unwrap();
+            frontend::sync(out);
+        })
+        .await;
+        let answer = no_hang("an unnamed statement", raw.until_ready()).await;
+        assert!(answer.errors.is_empty(), "{sql}: {:?}", answer.errors);
+        // The same statement again, bound without a new Parse.
+        raw.send(|out| {
+            common::raw::bind_text(out, "", "", &[Some(&id)], 0);
+            frontend::execute("", 0, out).unwrap();
+            frontend::sync(out);
+        })
+        .await;
+        let answer = no_hang("a rebound unnamed statement", raw.until_ready()).await;
+        assert!(
+            answer.errors.is_empty(),
+            "{sql} rebound: {:?}",
+            answer.errors
+        );
+    }
+}
+
+/// Regression: COPY FROM counts as a write for read-your-writes, and
+/// set_config follows the client like SET.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn copy_and_set_config_are_tracked_like_other_writes_and_settings() {
+    let env = ReplicaEnv::start(vec![delayed(300)], |_| {}).await;
+    create_items(&env).await;
+    let client = env.connect().await;
+    for i in 0..20i64 {
+        let id = 10_000 + i;
+        let sink = client
+            .copy_in("COPY items (id, writer, note) FROM STDIN")
+            .await
+            .expect("copy in");
+        futures::pin_mut!(sink);
+        futures::SinkExt::send(&mut sink, bytes::Bytes::from(format!("{id}\t7\tcopied\n")))
+            .await
+            .expect("copy data");
+        sink.finish().await.expect("copy done");
+        let rows = client
+            .query("SELECT note FROM items WHERE id = $1", &[&id])
+            .await
+            .expect("read");
+        assert_eq!(
+            rows.len(),
+            1,
+            "copied row {id} not visible right after its COPY"
+        );
+    }
+    client
+        .simple_query("SELECT set_config('search_path', 'pg_catalog', false)")
+        .await
+        .expect("set_config");
+    env.wait_for_replay().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let before = env.reads()[1];
+    for _ in 0..5 {
+        let path: String = client
+            .query_one("SELECT current_setting('search_path')", &[])
+            .await
+            .expect("read setting")
+            .get(0);
+        assert_eq!(path, "pg_catalog");
+    }
+    assert!(
+        env.reads()[1] > before,
+        "the setting was only checked on the primary"
+    );
 }

@@ -350,6 +350,8 @@ impl ServerConn {
     ) -> Result<(), PgError> {
         let mut out = BytesMut::new();
         crate::net::messages::put_query(&mut out, sql);
+        // A simple query destroys the server's unnamed statement.
+        self.prepared.unnamed = None;
         let lost = |e: io::Error| PgError::fatal("08006", format!("server connection lost: {e}"));
         self.send(&out).await.map_err(lost)?;
         let mut failure = None;

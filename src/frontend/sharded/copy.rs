@@ -154,6 +154,7 @@ impl Session {
         };
         let implicit = !self.in_transaction() && shards.len() > 1;
         let mut leases = self.take_leases(&shards, Role::Primary).await?;
+        self.note_fanout(&mut leases, true);
         let started = async {
             let splitter = match &table {
                 Some(t) => {

@@ -115,9 +115,7 @@ impl Session {
             Fanout::Write { .. } => Role::Primary,
         };
         let mut leases = self.take_leases(&shards, role).await?;
-        if matches!(fanout, Fanout::Write { .. }) {
-            self.note_fanout_write(&mut leases);
-        }
+        self.note_fanout(&mut leases, matches!(fanout, Fanout::Write { .. }));
         if implicit {
             for (_, lease) in &mut leases {
                 if let Err(e) = Box::pin(lease.conn().run_maintenance("BEGIN")).await {

@@ -134,15 +134,7 @@ impl Session {
         let st = self.shard_state_ref();
         let (shard, role, server) = (st.active, st.active_role, st.active_server);
         let track_writes = st.reads.enabled && st.reads.read_your_writes;
-        if let Some(pools) = st.servers.get(shard).and_then(Option::as_ref)
-            && let Some(health) = pools.topology.servers.get(server)
-        {
-            let counter = match role {
-                Role::Primary => &health.writes,
-                Role::Replica => &health.reads,
-            };
-            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
+        st.count_statement(shard, role, server);
         if role == Role::Primary
             && access == Access::Write
             && track_writes
@@ -152,11 +144,15 @@ impl Session {
         }
     }
 
-    /// Marks the servers of a cross-shard write as written through.
-    pub(crate) fn note_fanout_write(&self, leases: &mut [(usize, Lease)]) {
-        let reads = &self.shard_state_ref().reads;
-        if reads.enabled && reads.read_your_writes {
-            for (_, lease) in leases {
+    /// Counts a cross-shard statement on each of its servers (as a read
+    /// on a replica slot, a write on the primary's) and, for a write, marks
+    /// them as written through for read-your-writes.
+    pub(crate) fn note_fanout(&self, leases: &mut [(usize, Lease)], write: bool) {
+        let st = self.shard_state_ref();
+        for (shard, lease) in leases.iter_mut() {
+            let (role, server) = st.slot_of(*shard, lease);
+            st.count_statement(*shard, role, server);
+            if write && st.reads.enabled && st.reads.read_your_writes {
                 lease.conn().wrote = true;
             }
         }
@@ -381,6 +377,24 @@ async fn replay_position(mut lease: Lease) -> Result<(Lease, Option<Lsn>), PgErr
 }
 
 impl super::ShardState {
+    /// Counts one statement on server `server` of `shard`: as a read when
+    /// it runs in a replica slot, as a write in the primary's (`SHOW
+    /// REPLICAS`, tests).
+    fn count_statement(&self, shard: usize, role: Role, server: usize) {
+        if let Some(health) = self
+            .servers
+            .get(shard)
+            .and_then(Option::as_ref)
+            .and_then(|p| p.topology.servers.get(server))
+        {
+            let counter = match role {
+                Role::Primary => &health.writes,
+                Role::Replica => &health.reads,
+            };
+            counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
     /// The slot and server index of a lease of `shard` that came back from
     /// a cross-shard exchange: a lease on the current primary serves the
     /// primary slot, any other a replica slot.

@@ -53,20 +53,54 @@ pub fn changed_setting_name(sql: &str) -> Option<String> {
     (valid && !name.starts_with("shardwire.")).then_some(name)
 }
 
+/// The parameters a statement changes with `set_config('name', ...)`
+/// (whatever its `is_local`: the value read back afterwards is the
+/// session's own either way).
+pub fn set_config_names(sql: &str) -> Vec<String> {
+    const CALL: &str = "set_config";
+    let lower = sql.to_ascii_lowercase();
+    let mut names = Vec::new();
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(CALL) {
+        let rest = lower[from + at + CALL.len()..].trim_start();
+        from += at + CALL.len();
+        let Some(rest) = rest.strip_prefix('(') else {
+            continue;
+        };
+        let Some(rest) = rest.trim_start().strip_prefix('\'') else {
+            continue;
+        };
+        let Some(end) = rest.find('\'') else { continue };
+        let name = &rest[..end];
+        if !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.')
+            && !name.starts_with("shardwire.")
+        {
+            names.push(name.to_string());
+        }
+    }
+    names
+}
+
 impl Session {
     /// Remembers the session parameter the statement just sent to the
     /// active server changes, if it is a session-level SET or RESET and
     /// reads are spread over replicas (otherwise the client stays on
     /// servers of one pool, as under any transaction pooler).
     pub(crate) fn note_if_setting(&mut self, statement: &crate::router::StatementAnalysis) {
-        if statement.kind != crate::router::StatementKind::Set
-            || !self.shard_state_ref().reads.enabled
-        {
+        if !self.shard_state_ref().reads.enabled {
             return;
         }
-        if let Some(name) = changed_setting_name(&statement.sql) {
-            let st = self.shard_state();
-            let shard = st.active;
+        let names = if statement.kind == crate::router::StatementKind::Set {
+            changed_setting_name(&statement.sql).into_iter().collect()
+        } else {
+            set_config_names(&statement.sql)
+        };
+        let st = self.shard_state();
+        let shard = st.active;
+        for name in names {
             st.changed_settings.push(ChangedSetting { shard, name });
         }
     }
@@ -105,7 +139,23 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
-    use super::changed_setting_name;
+    use super::{changed_setting_name, set_config_names};
+
+    #[test]
+    fn finds_the_parameters_set_config_changes() {
+        assert_eq!(
+            set_config_names("SELECT set_config('search_path', 'x', false)"),
+            ["search_path"]
+        );
+        assert_eq!(
+            set_config_names(
+                "select pg_catalog.SET_CONFIG ( 'work_mem','1MB',true), set_config('my.flag', 'on', false)"
+            ),
+            ["work_mem", "my.flag"]
+        );
+        assert!(set_config_names("SELECT set_config(name, 'x', false) FROM t").is_empty());
+        assert!(set_config_names("SELECT 'set_config' AS word").is_empty());
+    }
 
     #[test]
     fn finds_the_parameter_a_statement_sets() {

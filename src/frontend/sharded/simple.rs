@@ -464,6 +464,9 @@ impl Session {
         self.park_active();
         let st = self.shard_state();
         let was_open = st.txn.open;
+        // A read-only transaction has nothing to make atomic (and a hot
+        // standby refuses PREPARE TRANSACTION): plain COMMIT everywhere.
+        let read_only = st.txn.read_only;
         st.end_transaction_block();
         st.portals.retain(|_, p| matches!(p, Portal::Shard(..)));
         let shards: Vec<usize> = st
@@ -478,7 +481,7 @@ impl Session {
             return Ok(Ok(command_complete(tag)));
         }
         let mut leases = self.take_leases(&shards, Role::Primary).await?;
-        let outcome = if commit && leases.len() > 1 {
+        let outcome = if commit && leases.len() > 1 && !read_only {
             self.commit_two_phase(&mut leases).await
         } else {
             let mut outcome = Ok(());
