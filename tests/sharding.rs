@@ -976,3 +976,48 @@ async fn text_order_across_shards_is_refused_when_the_database_does_not_sort_byt
         .collect();
     assert_eq!(ids, vec![1, 2, 3, 4]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_are_fetched_from_the_shard_they_were_declared_on() {
+    let env = env().await;
+    let mut client = env.connect().await;
+    // Keys on both shards, so one of the cursors is not on the default shard.
+    let ids: Vec<i64> = (1..40).collect();
+    let on_other = *ids
+        .iter()
+        .find(|&&id| shard_of(&env, "accounts", id) != map(&env).default_shard)
+        .expect("a key off the default shard");
+    client
+        .execute(
+            "INSERT INTO accounts (id, name) VALUES ($1, 'far')",
+            &[&on_other],
+        )
+        .await
+        .expect("insert");
+    let rows = client
+        .simple_query(&format!(
+            "BEGIN; DECLARE far CURSOR FOR SELECT name FROM accounts WHERE id = {on_other}; \
+             FETCH 1 FROM far; MOVE ABSOLUTE 0 IN far; FETCH NEXT FROM far; CLOSE far; COMMIT"
+        ))
+        .await
+        .expect("a cursor on another shard");
+    let names: Vec<String> = rows
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["far", "far"]);
+    // Extended protocol (as psycopg's server-side cursors use it).
+    let txn = client.transaction().await.expect("begin");
+    txn.execute(
+        "DECLARE far2 CURSOR FOR SELECT name FROM accounts WHERE id = $1",
+        &[&on_other],
+    )
+    .await
+    .expect("declare");
+    let rows = txn.query("FETCH ALL FROM far2", &[]).await.expect("fetch");
+    assert_eq!(rows.len(), 1);
+    txn.commit().await.expect("commit");
+}

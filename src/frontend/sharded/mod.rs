@@ -13,6 +13,7 @@
 
 mod bind;
 mod copy;
+mod cursors;
 mod exchange;
 mod extended;
 mod fanout;
@@ -82,6 +83,8 @@ pub struct ShardState {
     /// Session parameters changed by statements sent since the last
     /// transaction ended, to learn from their servers (see [`settings`]).
     pub changed_settings: Vec<settings::ChangedSetting>,
+    /// The shard of each cursor the client declared.
+    pub cursors: cursors::Cursors,
 }
 
 /// A server held while another shard is active.
@@ -163,6 +166,7 @@ impl ShardState {
             max_result_bytes,
             retry: None,
             changed_settings: Vec::new(),
+            cursors: cursors::Cursors::default(),
         }
     }
 

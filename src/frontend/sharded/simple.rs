@@ -181,7 +181,15 @@ impl Session {
         if statement.kind == StatementKind::Ddl {
             self.shard_state_ref().router.forget_key_positions();
         }
+        if hint.is_none()
+            && let Some(route) = self.shard_state_ref().cursors.route_of(&statement.sql)
+        {
+            return Ok(Ok(route));
+        }
         let route = self.route_statement(statement, hint, bind);
+        if let Ok(route) = &route {
+            self.shard_state().cursors.note(&statement.sql, route);
+        }
         let Ok(Route::NeedsKeyPosition { table }) = route else {
             return Ok(route);
         };
