@@ -8,7 +8,7 @@ use crate::net::messages::PgError;
 use crate::proxy::Shared;
 
 /// The commands the console knows, for the error on an unknown one.
-const KNOWN: &str = "SHOW REPLICAS, PROMOTE <shard> <replica>";
+const KNOWN: &str = "SHOW REPLICAS, PROMOTE <shard> <server>";
 
 /// Runs one command; returns its answer (without ReadyForQuery).
 pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
