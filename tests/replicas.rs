@@ -283,7 +283,7 @@ async fn a_replica_stopped_under_load_fails_no_read_and_comes_back() {
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let mut tasks = Vec::new();
-    for _ in 0..4 {
+    for _ in 0..8 {
         let client = env.connect().await;
         let (stop, done) = (Arc::clone(&stop), Arc::clone(&done));
         tasks.push(tokio::spawn(async move {
@@ -299,25 +299,29 @@ async fn a_replica_stopped_under_load_fails_no_read_and_comes_back() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let stopped = env.replicas.remove(0);
-    let mut stopped = tokio::task::spawn_blocking(move || {
-        let mut stopped = stopped;
-        stopped.stop().expect("stop replica");
-        stopped
-    })
-    .await
-    .expect("stop task");
-    let at_stop = done.load(Ordering::Relaxed);
-    tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert!(done.load(Ordering::Relaxed) > at_stop, "reads stalled");
-    stopped = tokio::task::spawn_blocking(move || {
-        stopped.start().expect("restart replica");
-        stopped
-    })
-    .await
-    .expect("start task");
-    env.replicas.insert(0, stopped);
+    // Three stop/start rounds: each one catches some reads mid-flight.
+    for _round in 0..3 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let stopped = env.replicas.remove(0);
+        let mut stopped = tokio::task::spawn_blocking(move || {
+            let mut stopped = stopped;
+            stopped.stop().expect("stop replica");
+            stopped
+        })
+        .await
+        .expect("stop task");
+        let at_stop = done.load(Ordering::Relaxed);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        assert!(done.load(Ordering::Relaxed) > at_stop, "reads stalled");
+        stopped = tokio::task::spawn_blocking(move || {
+            stopped.start().expect("restart replica");
+            stopped
+        })
+        .await
+        .expect("start task");
+        env.replicas.insert(0, stopped);
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+    }
     env.wait_for("the restarted replica is back in rotation", |r| {
         r[1].role == ServerRole::Replica && r[1].in_rotation && !r[1].banned
     })

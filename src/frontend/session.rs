@@ -679,6 +679,7 @@ impl Session {
             return Ok(());
         };
         let conn = lease.conn();
+        let mut gone = None;
         while self.outbox.len() < HIGH_WATER {
             let frame = match peek_frame(&conn.inbox, MAX_SERVER_MESSAGE) {
                 Ok(Some(frame)) => frame,
@@ -691,6 +692,20 @@ impl Session {
                 }
             };
             let body = frame.body(&conn.inbox);
+            if frame.tag == bt::ERROR && !self.pipeline.has_server_answers_pending() {
+                // Nobody asked: the server is ending this connection
+                // (shutdown, pg_terminate_backend, a timeout).
+                gone = Some(PgError::fatal(
+                    crate::net::messages::error_field(body, b'C').unwrap_or("08006"),
+                    format!(
+                        "server {} closed the connection: {}",
+                        conn.cancel.address,
+                        crate::net::messages::error_field(body, b'M').unwrap_or("")
+                    ),
+                ));
+                conn.inbox.clear();
+                break;
+            }
             let route = match frame.tag {
                 bt::NOTICE | bt::NOTIFICATION => Route::Forward,
                 bt::PARAMETER_STATUS => {
@@ -749,7 +764,31 @@ impl Session {
             }
             conn.inbox.advance(frame.len);
         }
-        Ok(())
+        match gone {
+            Some(error) => self.server_gone(error),
+            None => Ok(()),
+        }
+    }
+
+    /// The attached server ended its connection unasked. Between
+    /// transactions under transaction pooling the client loses nothing: the
+    /// connection is dropped and its next statement gets another server.
+    /// Otherwise the client's session state or transaction went with it,
+    /// and the session ends with the server's reason.
+    fn server_gone(&mut self, error: PgError) -> Result<(), PgError> {
+        let idle = self
+            .server
+            .as_ref()
+            .is_some_and(|l| l.conn_ref().status == b'I')
+            && !self.pipeline.awaits_server();
+        let in_transaction = self.sharding.is_some() && self.in_transaction();
+        self.server = None;
+        self.cancel.slot.set(None);
+        if idle && self.mode == PoolMode::Transaction && !in_transaction {
+            tracing::info!(error = %error, "dropped a server connection its server closed");
+            return Ok(());
+        }
+        Err(error)
     }
 
     /// In transaction mode, returns the server to the pool as soon as it is

@@ -109,6 +109,13 @@ impl Session {
             st.active = shard;
             st.active_role = role;
             st.active_server = server;
+        } else if self.shard_state_ref().retry.is_none()
+            && !self.pipeline.has_server_answers_pending()
+            && self.retryable(shard, role, self.shard_state_ref().active_server)
+        {
+            // A new read on the replica the session still holds.
+            let server = self.shard_state_ref().active_server;
+            self.begin_retry_point(shard, server);
         }
         Ok(())
     }
