@@ -14,6 +14,7 @@ pub mod demo;
 pub mod frontend;
 pub mod localcluster;
 pub mod net;
+pub mod observe;
 pub mod proxy;
 pub mod router;
 pub mod scatter;
