@@ -416,6 +416,31 @@ async fn the_admin_console_reports_replicas_and_refuses_others() {
     assert_eq!(rows[0].get("role"), Some("primary"));
     assert_eq!(rows[1].get("role"), Some("replica"));
     assert_eq!(rows[1].get("in_rotation"), Some("true"));
+    let version = admin.simple_query("SHOW VERSION").await.expect("version");
+    let version = version.iter().find_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => r.get(0).map(str::to_string),
+        _ => None,
+    });
+    assert!(version.is_some_and(|v| v.starts_with("shardwire ")));
+    let config: Vec<(String, String)> = admin
+        .simple_query("show config;")
+        .await
+        .expect("config")
+        .into_iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((r.get(0)?.to_string(), r.get(1)?.to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert!(config.contains(&("pool.size".to_string(), "4".to_string())));
+    assert!(config.contains(&("users[0].password".to_string(), "********".to_string())));
+    assert!(
+        config.iter().all(|(_, v)| v != common::APP_PASSWORD),
+        "a password leaked"
+    );
+    assert!(config.iter().any(|(k, _)| k == "shards[0].replicas"));
     let error = admin
         .simple_query("PROMOTE shard0 0")
         .await

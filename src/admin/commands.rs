@@ -8,7 +8,7 @@ use crate::net::messages::PgError;
 use crate::proxy::Shared;
 
 /// The commands the console knows, for the error on an unknown one.
-const KNOWN: &str = "SHOW REPLICAS, PROMOTE <shard> <server>";
+const KNOWN: &str = "SHOW CONFIG, SHOW REPLICAS, SHOW VERSION, PROMOTE <shard> <server>";
 
 /// Runs one command; returns its answer (without ReadyForQuery).
 pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
@@ -26,6 +26,12 @@ pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
         .as_slice()
     {
         ["SHOW", "REPLICAS"] => Ok(show_replicas(shared)),
+        ["SHOW", "VERSION"] => Ok(result_set(
+            &["version"],
+            &[vec![format!("shardwire {}", env!("CARGO_PKG_VERSION"))]],
+            "SHOW",
+        )),
+        ["SHOW", "CONFIG"] => Ok(show_config(shared)),
         ["PROMOTE", _, _] => promote(shared, &words[1], &words[2]).await,
         [] => {
             let mut out = BytesMut::new();
@@ -82,6 +88,51 @@ fn show_replicas(shared: &Shared) -> BytesMut {
         &rows,
         "SHOW",
     )
+}
+
+/// Every setting in effect, one `key`/`value` row each (`pool.size`,
+/// `users[0].name`, ...), passwords masked.
+fn show_config(shared: &Shared) -> BytesMut {
+    let text = shared.runtime().config.to_toml();
+    let mut rows = Vec::new();
+    if let Ok(value) = text.parse::<toml::Table>() {
+        flatten("", &toml::Value::Table(value), &mut rows);
+    }
+    result_set(&["key", "value"], &rows, "SHOW")
+}
+
+/// Appends `value`'s leaves under `path` to `rows`.
+fn flatten(path: &str, value: &toml::Value, rows: &mut Vec<Vec<String>>) {
+    let join = |key: &str| {
+        if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        }
+    };
+    match value {
+        toml::Value::Table(table) => {
+            for (key, value) in table {
+                flatten(&join(key), value, rows);
+            }
+        }
+        toml::Value::Array(items)
+            if items.iter().all(toml::Value::is_table) && !items.is_empty() =>
+        {
+            for (i, item) in items.iter().enumerate() {
+                flatten(&format!("{path}[{i}]"), item, rows);
+            }
+        }
+        leaf => {
+            let secret = path.ends_with("password");
+            let shown = match leaf {
+                _ if secret => "********".to_string(),
+                toml::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            rows.push(vec![path.to_string(), shown]);
+        }
+    }
 }
 
 fn role_name(role: ServerRole) -> &'static str {

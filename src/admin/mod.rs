@@ -3,8 +3,9 @@
 //! `simple_query` in drivers) and answers with ordinary result sets.
 //!
 //! Commands so far: `SHOW REPLICAS` (every server's probed role, lag and
-//! rotation state) and `PROMOTE <shard> <replica>` (promotes a replica; the
-//! probe then moves writes to it).
+//! rotation state), `SHOW CONFIG` (every setting in effect, passwords
+//! masked), `SHOW VERSION`, and `PROMOTE <shard> <server>` (promotes a
+//! replica; the probe then moves writes to it).
 
 mod commands;
 mod resultset;
