@@ -111,7 +111,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &proxy.unix_socket {
         tracing::info!(path = %path.display(), "listening on unix socket");
     }
-    signals.recv().await;
+    tokio::select! {
+        _ = signals.recv() => {}
+        _ = proxy.shared.shutdown_requested() => {}
+    }
     tracing::info!("shutting down: waiting for running transactions (Ctrl-C again to stop now)");
     let busy = tokio::select! {
         busy = proxy.drain(drain_timeout) => busy,

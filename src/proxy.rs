@@ -20,7 +20,9 @@ use crate::backend::topology::Topology;
 use crate::config::{Config, TlsSettings};
 use crate::frontend::auth::UserSecrets;
 use crate::frontend::cancel::CancelRegistry;
+use crate::frontend::clients::ClientRegistry;
 use crate::net::stream::ClientStream;
+use crate::observe::Observer;
 use crate::sharding::map::ShardMap;
 
 /// Distinct statement texts whose parse and routing analysis are cached.
@@ -88,6 +90,13 @@ pub struct Shared {
     /// Roles, positions and health of every shard's servers, kept current
     /// by the probe.
     pub topology: Arc<Topology>,
+    /// Statement statistics, the slow log and metrics.
+    pub observer: Arc<Observer>,
+    /// Logged-in clients.
+    pub registry: Arc<ClientRegistry>,
+    /// Set by the admin console's SHUTDOWN; whoever runs the proxy
+    /// (`serve`, the demo) waits on it next to the signals.
+    shutdown: watch::Sender<bool>,
 }
 
 /// The shard map statements of `database` are routed with: its own map
@@ -110,6 +119,17 @@ impl Shared {
     /// The current config snapshot.
     pub fn runtime(&self) -> Arc<Runtime> {
         self.runtime.load_full()
+    }
+
+    /// Asks whoever runs the proxy for a graceful shutdown.
+    pub fn request_shutdown(&self) {
+        self.shutdown.send_replace(true);
+    }
+
+    /// Resolves once a graceful shutdown was requested.
+    pub async fn shutdown_requested(&self) {
+        let mut requested = self.shutdown.subscribe();
+        let _ = requested.wait_for(|&yes| yes).await;
     }
 }
 
@@ -192,6 +212,8 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
                 Arc::new(config.clone()),
             ))
         });
+    let metrics = Arc::new(crate::observe::metrics::Metrics::default());
+    let observer = Observer::start(config, Arc::clone(&topology), metrics);
     let shared = Arc::new(Shared {
         runtime: ArcSwap::from_pointee(runtime),
         pools: Arc::new(Pools::default()),
@@ -199,6 +221,9 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         clients: AtomicUsize::new(0),
         routers,
         topology,
+        observer,
+        registry: Arc::new(ClientRegistry::default()),
+        shutdown: watch::channel(false).0,
     });
     let (stop, stop_rx) = watch::channel(false);
     for listener in tcp {

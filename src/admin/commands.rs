@@ -8,7 +8,9 @@ use crate::net::messages::PgError;
 use crate::proxy::Shared;
 
 /// The commands the console knows, for the error on an unknown one.
-const KNOWN: &str = "SHOW CONFIG, SHOW REPLICAS, SHOW VERSION, PROMOTE <shard> <server>";
+const KNOWN: &str = "SHOW POOLS, SHOW CLIENTS, SHOW SERVERS, SHOW STATS, SHOW SHARDS, \
+SHOW QUERIES, SHOW SLOW, SHOW CACHE, SHOW CONFIG, SHOW REPLICAS, SHOW VERSION, RELOAD, PAUSE, \
+RESUME, SHUTDOWN, PROMOTE <shard> <server>";
 
 /// Runs one command; returns its answer (without ReadyForQuery).
 pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
@@ -32,6 +34,9 @@ pub async fn run(sql: &str, shared: &Shared) -> Result<BytesMut, PgError> {
             "SHOW",
         )),
         ["SHOW", "CONFIG"] => Ok(show_config(shared)),
+        ["SHOW", "QUERIES"] => Ok(super::statements::show_queries(shared)),
+        ["SHOW", "SLOW"] => Ok(super::statements::show_slow(shared)),
+        ["SHOW", "STATS"] => Ok(super::statements::show_stats(shared)),
         ["PROMOTE", _, _] => promote(shared, &words[1], &words[2]).await,
         [] => {
             let mut out = BytesMut::new();

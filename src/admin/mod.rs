@@ -9,6 +9,7 @@
 
 mod commands;
 mod resultset;
+mod statements;
 
 use std::sync::Arc;
 

@@ -5,6 +5,7 @@
 //! rename existing keys. Every field has a default where one is sensible, so a
 //! minimal file names only users, databases and shards.
 
+mod observe;
 mod replicas;
 mod shard_maps;
 mod validate;
@@ -18,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::sharding::map::ShardMap;
+pub use observe::{MetricsSettings, ObserveSettings};
 pub use replicas::{LoadBalance, ReplicaSettings};
 pub(crate) use validate::Checker;
 pub use validate::{Problem, validate};
@@ -47,12 +49,22 @@ pub struct Config {
     /// How reads use the shards' replicas.
     #[serde(default)]
     pub replicas: ReplicaSettings,
+    /// Statement statistics and the slow-query log.
+    #[serde(default)]
+    pub observe: ObserveSettings,
+    /// The Prometheus endpoint.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
     /// The loaded shard map of each sharded database, by logical database
     /// name (filled by [`Config::load`] / [`Config::from_toml`] from each
     /// database's `shard_map` file, or by [`Config::load_shard_maps`]); a
     /// database without one is unsharded: everything on shard 0.
     #[serde(skip)]
     pub shard_maps: HashMap<String, Arc<ShardMap>>,
+    /// The file this config was loaded from (RELOAD reads it again);
+    /// `None` for a config built in memory.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 /// Listening sockets, timeouts and limits of the client side.
@@ -381,7 +393,10 @@ impl Config {
                 replicas: vec![],
             }],
             replicas: ReplicaSettings::default(),
+            observe: ObserveSettings::default(),
+            metrics: MetricsSettings::default(),
             shard_maps: HashMap::new(),
+            source: None,
         }
     }
 
@@ -391,7 +406,9 @@ impl Config {
             path: path.to_path_buf(),
             source,
         })?;
-        Self::from_toml(&text, path)
+        let mut config = Self::from_toml(&text, path)?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
     }
 
     /// Parses and validates config text and loads its shard maps; `path`
@@ -426,7 +443,13 @@ impl Config {
             .databases
             .iter_mut()
             .filter_map(|db| db.shard_map.as_mut());
-        for p in tls_files.chain(maps) {
+        let observe_files = [
+            &mut self.observe.snapshot_path,
+            &mut self.observe.slow_log_path,
+        ]
+        .into_iter()
+        .flatten();
+        for p in tls_files.chain(maps).chain(observe_files) {
             if p.is_relative() && !p.as_os_str().is_empty() {
                 *p = base.join(&*p);
             }

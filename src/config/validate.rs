@@ -71,6 +71,7 @@ pub fn validate(config: &Config) -> Vec<Problem> {
     check_databases(config, &mut c);
     check_shards(config, &mut c);
     check_replicas(config, &mut c);
+    check_observe(config, &mut c);
     c.into_problems()
 }
 
@@ -130,6 +131,25 @@ fn check_pool(config: &Config, c: &mut Checker) {
         "pool.max_prepared_statements",
         pool.max_prepared_statements as u64,
     );
+}
+
+fn check_observe(config: &Config, c: &mut Checker) {
+    let observe = &config.observe;
+    c.require_positive("observe.max_fingerprints", observe.max_fingerprints as u64);
+    c.require_positive("observe.snapshot_interval_ms", observe.snapshot_interval_ms);
+    c.require_positive("observe.slow_log_max_bytes", observe.slow_log_max_bytes);
+    c.require_positive(
+        "observe.slow_ring_entries",
+        observe.slow_ring_entries as u64,
+    );
+    if let Some(addr) = &config.metrics.listen
+        && addr.parse::<SocketAddr>().is_err()
+    {
+        c.report(
+            "metrics.listen",
+            format!("\"{addr}\" is not an IP:port address (e.g. \"127.0.0.1:9930\")"),
+        );
+    }
 }
 
 fn check_replicas(config: &Config, c: &mut Checker) {
@@ -247,6 +267,16 @@ fn check_shards(config: &Config, c: &mut Checker) {
         c.report(
             "shards",
             "no [[shards]]: there is no server to send queries to",
+        );
+    }
+    if config.shards.len() > crate::observe::event::ShardSet::CAPACITY {
+        c.report(
+            "shards",
+            format!(
+                "{} shards: at most {} are supported",
+                config.shards.len(),
+                crate::observe::event::ShardSet::CAPACITY
+            ),
         );
     }
     c.require_unique_names("shards", config.shards.iter().map(|s| s.name.as_str()));

@@ -71,9 +71,12 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let map_path = dir.join("demo-shard-map.toml");
     std::fs::write(&map_path, SHARD_MAP)
         .with_context(|| format!("cannot write {}", map_path.display()))?;
-    let config = demo_config(args.port, &shards, &map_path)?;
-    std::fs::write(dir.join("shardwire.toml"), config.to_toml())
-        .with_context(|| format!("cannot write {}", dir.join("shardwire.toml").display()))?;
+    let mut config = demo_config(args.port, &shards, &map_path)?;
+    let config_path = dir.join("shardwire.toml");
+    std::fs::write(&config_path, config.to_toml())
+        .with_context(|| format!("cannot write {}", config_path.display()))?;
+    // The admin console's RELOAD re-reads the file written here.
+    config.source = Some(config_path);
     let proxy = crate::proxy::start(config).await?;
     let url = format!(
         "postgres://{DEMO_USER}:{DEMO_PASSWORD}@127.0.0.1:{}/{DEMO_DATABASE}",
@@ -104,7 +107,10 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("  clusters: {}", dir.join("cluster.json").display());
     println!("  config:   {}", dir.join("shardwire.toml").display());
     println!("  Ctrl-C stops the proxy and the clusters.");
-    signals.recv().await;
+    tokio::select! {
+        _ = signals.recv() => {}
+        _ = proxy.shared.shutdown_requested() => {}
+    }
     println!("stopping shardwire demo");
     proxy.stop_listening();
     drop(proxy);

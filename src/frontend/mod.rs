@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod cancel;
+pub mod clients;
 pub(crate) mod io;
 pub mod params;
 pub mod pipeline;

@@ -1,0 +1,2 @@
+//! Capturing plans of slow statements with EXPLAIN on control-plane
+//! connections.
