@@ -46,6 +46,10 @@ pub struct PoolCounters {
     pub waiting: AtomicUsize,
     /// Checkouts that timed out.
     pub checkout_timeouts: AtomicU64,
+    /// Checkouts that had to queue for a connection.
+    pub waits: AtomicU64,
+    /// Time spent queueing by those checkouts, in microseconds.
+    pub wait_micros: AtomicU64,
 }
 
 /// How this pool's server reports its parameters: the ParameterStatus set
@@ -240,12 +244,18 @@ impl Pool {
     /// for a connection until the checkout timeout.
     async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, PgError> {
         self.counters.waiting.fetch_add(1, Ordering::Relaxed);
+        let queued = Instant::now();
         let permit = tokio::time::timeout(
             self.limits.checkout_timeout,
             self.permits.clone().acquire_owned(),
         )
         .await;
         self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
+        self.counters.waits.fetch_add(1, Ordering::Relaxed);
+        self.counters.wait_micros.fetch_add(
+            u64::try_from(queued.elapsed().as_micros()).unwrap_or(u64::MAX),
+            Ordering::Relaxed,
+        );
         match permit {
             Ok(Ok(permit)) => Ok(permit),
             Ok(Err(_)) => Err(PgError::fatal("57P01", "the pool is shutting down")),
