@@ -139,6 +139,9 @@ pub struct ProxyHandle {
     pub addrs: Vec<SocketAddr>,
     /// The Unix socket path, if any.
     pub unix_socket: Option<PathBuf>,
+    /// Where `GET /metrics` is served (`[metrics] listen`, port 0
+    /// resolved); `None` when no endpoint is configured.
+    pub metrics_addr: Option<SocketAddr>,
     /// Shared state, for the admin console and tests.
     pub shared: Arc<Shared>,
     stop: watch::Sender<bool>,
@@ -172,6 +175,8 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         tcp.push(listener);
     }
     let addrs: Vec<SocketAddr> = tcp.iter().filter_map(|l| l.local_addr().ok()).collect();
+    let metrics_listener = crate::observe::metrics::bind(config.metrics.listen.as_deref()).await?;
+    let metrics_addr = crate::observe::metrics::bound_addr(&metrics_listener);
     let unix = match (&config.proxy.unix_socket_dir, addrs.first()) {
         (Some(dir), Some(first)) => {
             let path = dir.join(format!(".s.PGSQL.{}", first.port()));
@@ -226,6 +231,7 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         shutdown: watch::channel(false).0,
     });
     let (stop, stop_rx) = watch::channel(false);
+    crate::observe::metrics::spawn(&shared, metrics_listener, stop_rx.clone());
     for listener in tcp {
         tokio::spawn(accept_tcp(listener, Arc::clone(&shared), stop_rx.clone()));
     }
@@ -250,6 +256,7 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
     Ok(ProxyHandle {
         addrs,
         unix_socket,
+        metrics_addr,
         shared,
         stop,
     })
