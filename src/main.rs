@@ -111,6 +111,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(path) = &proxy.unix_socket {
         tracing::info!(path = %path.display(), "listening on unix socket");
     }
+    if let Some(addr) = proxy.metrics_addr {
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     tokio::select! {
         _ = signals.recv() => {}
         _ = proxy.shared.shutdown_requested() => {}

@@ -1,6 +1,7 @@
 //! The `shardwire` binary as a process: `check-config`, `serve` (until
-//! SIGTERM), and `demo` (ready line, cluster.json, Ctrl-C, crashes of the
-//! proxy and of the postmaster, a taken port).
+//! SIGTERM), and `demo` (ready line, cluster.json, admin console and
+//! metrics URLs, Ctrl-C, crashes of the proxy and of the postmaster, a
+//! taken port).
 
 mod common;
 
@@ -885,6 +886,8 @@ fn read_cluster_json(dir: &Path) -> Vec<ClusterEntry> {
         .unwrap_or_else(|e| panic!("{} does not parse: {e}\n{text}", path.display()))
 }
 
+/// Starts the demo on `port`; its metrics go to a free port unless `extra`
+/// names one (the default, 9930, may be in use, and demos run in parallel).
 fn start_demo(port: u16, dir: &Path, extra: &[&str]) -> Proc {
     let mut args = vec![
         "demo".to_string(),
@@ -893,6 +896,9 @@ fn start_demo(port: u16, dir: &Path, extra: &[&str]) -> Proc {
         "--dir".to_string(),
         dir.display().to_string(),
     ];
+    if !extra.contains(&"--metrics-port") {
+        args.extend(["--metrics-port".to_string(), free_port().to_string()]);
+    }
     args.extend(extra.iter().map(|s| s.to_string()));
     let mut cmd = command(SHARDWIRE);
     cmd.args(&args);
@@ -912,6 +918,76 @@ fn wait_demo_ready(demo: &mut Proc, port: u16) -> String {
         "ready line: {line}"
     );
     url
+}
+
+/// Checks the admin line of the ready output and that its URL reaches the
+/// console.
+fn check_admin_line(demo: &mut Proc, port: u16) {
+    let line = demo.wait_for_line("  admin:", QUICK);
+    let url = format!("postgres://admin:admin@127.0.0.1:{port}/shardwire");
+    assert!(line.contains(&format!("'{url}'")), "admin line: {line}");
+    for command in ["SHOW POOLS", "SHOW QUERIES", "SHOW SLOW"] {
+        assert!(line.contains(command), "the hint names {command}: {line}");
+    }
+    assert!(
+        psql(&url, "SHOW VERSION").contains("shardwire"),
+        "the admin URL reaches the console"
+    );
+}
+
+/// Reads the metrics line of the ready output, scrapes that URL and
+/// checks what a demo that loaded its data through the proxy must report.
+fn check_metrics_line(demo: &mut Proc) {
+    let line = demo.wait_for_line("  metrics:", QUICK);
+    let url = line.trim_start_matches("  metrics:").trim();
+    let addr: SocketAddr = url
+        .strip_prefix("http://")
+        .and_then(|rest| rest.strip_suffix("/metrics"))
+        .and_then(|addr| addr.parse().ok())
+        .unwrap_or_else(|| panic!("metrics line: {line}"));
+    assert!(addr.ip().is_loopback(), "{line}");
+    let body = http_get_metrics(addr);
+    let scrape = prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string())))
+        .expect("the Prometheus text format");
+    let series = |metric: &str| -> Vec<&prometheus_parse::Sample> {
+        scrape
+            .samples
+            .iter()
+            .filter(|s| s.metric == metric)
+            .collect()
+    };
+    // Two shards of a primary and a replica each.
+    assert_eq!(series("shardwire_replica_lag_bytes").len(), 4, "{body}");
+    assert_eq!(series("shardwire_replica_in_rotation").len(), 4, "{body}");
+    assert!(!series("shardwire_server_connections").is_empty(), "{body}");
+    let statements: f64 = series("shardwire_queries_total")
+        .iter()
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v) => v,
+            _ => 0.0,
+        })
+        .sum();
+    assert!(
+        statements > 0.0,
+        "the data load counted no statement:\n{body}"
+    );
+}
+
+/// `GET /metrics` over plain HTTP; panics unless the answer is 200.
+fn http_get_metrics(addr: SocketAddr) -> String {
+    use std::io::Write;
+    let mut stream = TcpStream::connect_timeout(&addr, QUICK).expect("connect to metrics");
+    stream.set_read_timeout(Some(QUICK)).expect("read timeout");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("send request");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read response");
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    body.to_string()
 }
 
 fn clients_count(url: &str) -> i64 {
@@ -977,6 +1053,8 @@ fn demo_serves_stops_on_ctrl_c_and_survives_crashes() {
     // 1. A fresh demo: ready line, data, cluster.json, Ctrl-C stops it all.
     let mut demo = start_demo(port, dir.path(), &[]);
     let url = wait_demo_ready(&mut demo, port);
+    check_admin_line(&mut demo, port);
+    check_metrics_line(&mut demo);
     let clients = clients_count(&url);
     psql(
         &url,
@@ -1165,4 +1243,25 @@ fn demo_on_a_taken_port_fails_fast() {
     assert!(processes_under(dir.path()).is_empty());
     // The listener we hold is untouched.
     assert!(port_accepts(port));
+
+    // The same when the metrics port is the taken one.
+    let out = start_demo(
+        free_port(),
+        &demo_dir,
+        &["--metrics-port", &port.to_string()],
+    )
+    .finish(QUICK);
+    assert!(
+        !out.status.success()
+            && out.stderr.contains(&port.to_string())
+            && out.stderr.contains("taken")
+            && out.stderr.contains("--metrics-port"),
+        "demo must fail on a taken metrics port, naming it and the flag:\n{}",
+        out.describe()
+    );
+    assert!(
+        !demo_dir.join("shard0").exists(),
+        "a cluster was created before the metrics port check"
+    );
+    assert!(processes_under(dir.path()).is_empty());
 }

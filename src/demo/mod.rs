@@ -4,7 +4,9 @@
 //! through the proxy on 127.0.0.1:6432 with the demo shard map (the replicas
 //! listed for reads), loads the demo data through the proxy with COPY (so
 //! the proxy splits it across the shards' primaries), waits for the replicas
-//! to replay it, and runs until Ctrl-C.
+//! to replay it, and runs until Ctrl-C. Prometheus metrics are served on
+//! 127.0.0.1:9930 (`--metrics-port`) and the admin console is open to the
+//! demo's admin user.
 
 mod clusters;
 
@@ -43,6 +45,9 @@ pub struct DemoArgs {
     /// Port the proxy listens on (127.0.0.1).
     #[arg(long, default_value_t = 6432)]
     pub port: u16,
+    /// Port of the Prometheus endpoint, `GET /metrics` (127.0.0.1).
+    #[arg(long, default_value_t = 9930)]
+    pub metrics_port: u16,
     /// Directory holding the demo's clusters and cluster.json
     /// (default: shardwire-demo in the system's temp directory).
     #[arg(long)]
@@ -59,7 +64,14 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("shardwire-demo"));
-    ensure_port_free(args.port)?;
+    if args.metrics_port == args.port {
+        anyhow::bail!(
+            "--port and --metrics-port are both {}: pick two different ports",
+            args.port
+        );
+    }
+    ensure_port_free(args.port, "--port")?;
+    ensure_port_free(args.metrics_port, "--metrics-port")?;
     let keep = args.keep;
     let setup_dir = dir.clone();
     let setup = tokio::task::spawn_blocking(move || clusters::prepare_shards(&setup_dir, keep));
@@ -71,7 +83,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     let map_path = dir.join("demo-shard-map.toml");
     std::fs::write(&map_path, SHARD_MAP)
         .with_context(|| format!("cannot write {}", map_path.display()))?;
-    let mut config = demo_config(args.port, &shards, &map_path)?;
+    let mut config = demo_config(&args, &shards, &map_path)?;
     let config_path = dir.join("shardwire.toml");
     std::fs::write(&config_path, config.to_toml())
         .with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -92,10 +104,13 @@ pub async fn run(args: DemoArgs) -> Result<()> {
     println!("shardwire demo ready: {url}");
     println!("  connect:  psql '{url}'");
     println!(
-        "  admin:    psql 'postgres://{DEMO_ADMIN}:{DEMO_ADMIN_PASSWORD}@127.0.0.1:{}/{}'  (SHOW REPLICAS, PROMOTE <shard> <server>)",
+        "  admin:    psql 'postgres://{DEMO_ADMIN}:{DEMO_ADMIN_PASSWORD}@127.0.0.1:{}/{}'  (SHOW POOLS, SHOW QUERIES, SHOW SLOW, SHOW REPLICAS, PROMOTE <shard> <server>)",
         args.port,
         crate::ADMIN_DATABASE
     );
+    if let Some(addr) = proxy.metrics_addr {
+        println!("  metrics:  http://{addr}/metrics");
+    }
     for shard in &shards {
         println!(
             "  {}:   primary {}, replica {}",
@@ -129,11 +144,12 @@ async fn interrupted() -> Result<()> {
     anyhow::bail!("demo interrupted during setup");
 }
 
-/// Fails fast, before any cluster starts, when the proxy port is taken.
-fn ensure_port_free(port: u16) -> Result<()> {
+/// Fails fast, before any cluster starts, when a port the demo serves on
+/// (given by `flag`) is taken.
+fn ensure_port_free(port: u16, flag: &str) -> Result<()> {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     TcpListener::bind(addr).map(drop).with_context(|| {
-        format!("port {port} on 127.0.0.1 is taken: stop what runs there or pass --port")
+        format!("port {port} on 127.0.0.1 is taken: stop what runs there or pass {flag}")
     })
 }
 
@@ -231,10 +247,11 @@ async fn connect(conninfo: &str) -> Result<tokio_postgres::Client> {
 
 /// The demo's proxy config: two shards routed by the demo shard map (at
 /// `map_path`), each with its replica for reads (the `[replicas]` defaults),
-/// the demo user in transaction mode.
-fn demo_config(port: u16, shards: &[clusters::DemoShard], map_path: &Path) -> Result<Config> {
+/// the demo user in transaction mode, the admin user, and metrics on the
+/// `--metrics-port`.
+fn demo_config(args: &DemoArgs, shards: &[clusters::DemoShard], map_path: &Path) -> Result<Config> {
     let mut config = Config::single_shard(
-        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", args.port),
         User::with_password(DEMO_USER, DEMO_PASSWORD),
         DEMO_DATABASE,
         &shards[0].primary_address(),
@@ -248,6 +265,7 @@ fn demo_config(port: u16, shards: &[clusters::DemoShard], map_path: &Path) -> Re
         })
         .collect();
     config.databases[0].shard_map = Some(map_path.to_path_buf());
+    config.metrics.listen = Some(format!("127.0.0.1:{}", args.metrics_port));
     let mut admin = User::with_password(DEMO_ADMIN, DEMO_ADMIN_PASSWORD);
     admin.admin = true;
     config.users.push(admin);
