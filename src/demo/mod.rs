@@ -45,7 +45,8 @@ pub struct DemoArgs {
     /// Port the proxy listens on (127.0.0.1).
     #[arg(long, default_value_t = 6432)]
     pub port: u16,
-    /// Port of the Prometheus endpoint, `GET /metrics` (127.0.0.1).
+    /// Port of the Prometheus endpoint, `GET /metrics` (127.0.0.1; 0: any
+    /// free port, printed in the ready output).
     #[arg(long, default_value_t = 9930)]
     pub metrics_port: u16,
     /// Directory holding the demo's clusters and cluster.json
@@ -64,7 +65,7 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         .dir
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("shardwire-demo"));
-    if args.metrics_port == args.port {
+    if args.metrics_port == args.port && args.port != 0 {
         anyhow::bail!(
             "--port and --metrics-port are both {}: pick two different ports",
             args.port
