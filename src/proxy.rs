@@ -336,6 +336,7 @@ impl ProxyHandle {
             let busy = self.shared.pools.lent_count();
             if busy == 0 || tokio::time::Instant::now() >= deadline {
                 self.shared.pools.close_idle();
+                self.shared.observer.finish().await;
                 return busy;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
