@@ -7,10 +7,12 @@
 #
 # Environment:
 #   BENCH_SECONDS   duration of each pgbench -S run          (default 20)
-#   BENCH_ROUNDS    interleaved rounds of all six runs       (default 1; >1 reports medians)
+#   BENCH_ROUNDS    interleaved rounds of all eight runs       (default 1; >1 reports medians)
 #   BENCH_CLIENTS   pgbench -c                               (default 16)
 #   BENCH_THREADS   pgbench -j                               (default 2)
 #   BENCH_SCALE     pgbench -i -s                            (default 10)
+#   (shardwire runs twice: with statement statistics, its default, and with
+#   `[observe] statistics = false`; the table reports their TPS ratio)
 #   IDLE_CLIENTS    idle client connections per proxy        (default 10000; 0 skips the test)
 #   IDLE_CONCURRENCY connections being opened at once        (default 64)
 #   IDLE_ROUNDS     open+close all idle clients this often   (default 1; >1 shows
@@ -119,8 +121,8 @@ WORK=$(mktemp -d /tmp/shardwire-load.XXXXXX)
 chmod 755 "$WORK"
 chown "$SERVER_OWNER" "$WORK"
 mkdir -p "$RESULTS"; rm -rf "$LOGS"; mkdir -p "$LOGS"
-read -r PG_PORT SW_PORT PB_PORT SW_IDLE_PORT PB_IDLE_PORT <<<"$("$PY" "$LIB" ports 5)"
-log "work dir $WORK; ports: postgres $PG_PORT, shardwire $SW_PORT, pgbouncer $PB_PORT"
+read -r PG_PORT SW_PORT PB_PORT SW_IDLE_PORT PB_IDLE_PORT SW_NOSTATS_PORT <<<"$("$PY" "$LIB" ports 6)"
+log "work dir $WORK; ports: postgres $PG_PORT, shardwire $SW_PORT (statistics off: $SW_NOSTATS_PORT), pgbouncer $PB_PORT"
 
 # ---------------------------------------------------------------- Postgres
 log "initdb + start $PG_VERSION (fsync=off)"
@@ -192,8 +194,8 @@ EOF
     "$PY" "$LIB" wait-port "$port" 20 || { cat "$dir"/*.log >&2; die "$name did not start"; }
 }
 
-start_shardwire() { # name port pool_size -> sets LAST_PID
-    local name=$1 port=$2 pool=$3
+start_shardwire() { # name port pool_size [extra TOML] -> sets LAST_PID
+    local name=$1 port=$2 pool=$3 extra=${4:-}
     cat >"$WORK/$name.toml" <<EOF
 [proxy]
 listen = ["127.0.0.1:$port"]
@@ -213,6 +215,8 @@ name = "$BENCH_DB"
 [[shards]]
 name = "shard0"
 primary = "127.0.0.1:$PG_PORT"
+
+$extra
 EOF
     NO_COLOR=1 RUST_LOG=${SHARDWIRE_LOG:-info} "$SHARDWIRE" serve --config "$WORK/$name.toml" >"$WORK/$name.log" 2>&1 &
     LAST_PID=$!
@@ -231,10 +235,14 @@ alive_or_report() { # name pid logfile
 
 log "starting shardwire (transaction, pool $POOL_SIZE) and PgBouncer $PGBOUNCER_VERSION (transaction, pool $POOL_SIZE)"
 start_shardwire shardwire "$SW_PORT" "$POOL_SIZE"; SW_PID=$LAST_PID
+# The same proxy with statement statistics off: what they cost on the hot path.
+start_shardwire shardwire-nostats "$SW_NOSTATS_PORT" "$POOL_SIZE" $'[observe]\nstatistics = false'
+SW_NOSTATS_PID=$LAST_PID
 start_pgbouncer pgbouncer "$PB_PORT" "$POOL_SIZE"; PB_PID=$LAST_PID
 
-declare -A PORT=([direct]=$PG_PORT [shardwire]=$SW_PORT [pgbouncer]=$PB_PORT)
-for t in direct shardwire pgbouncer; do
+TARGETS=(direct shardwire shardwire-nostats pgbouncer)
+declare -A PORT=([direct]=$PG_PORT [shardwire]=$SW_PORT [shardwire-nostats]=$SW_NOSTATS_PORT [pgbouncer]=$PB_PORT)
+for t in "${TARGETS[@]}"; do
     out=$("$PSQL" -X -At -p "${PORT[$t]}" -c 'SELECT count(*) FROM pgbench_branches' 2>&1) \
         || die "sanity query through $t failed: $out"
     [[ $out == "$BENCH_SCALE" ]] || die "sanity query through $t returned '$out', expected $BENCH_SCALE"
@@ -247,7 +255,7 @@ done
 TSV="$WORK/runs.tsv"; : >"$TSV"
 for round in $(seq "$BENCH_ROUNDS"); do
     for mode in simple prepared; do
-        for t in direct shardwire pgbouncer; do
+        for t in "${TARGETS[@]}"; do
             f="$LOGS/pgbench-r$round-$mode-$t.txt"
             log "round $round: pgbench -S -M $mode -c $BENCH_CLIENTS -j $BENCH_THREADS -T $BENCH_SECONDS -> $t"
             set +e
@@ -260,12 +268,13 @@ for round in $(seq "$BENCH_ROUNDS"); do
             printf '%s\t%s\t%s\t%s\n' "$round" "$mode" "$t" "$line" >>"$TSV"
             log "  -> $(cut -f1-3 <<<"$line" | tr '\t' ' ') $(cut -f4 <<<"$line" | cut -c1-150)"
             alive_or_report shardwire "$SW_PID" "$WORK/shardwire.log" || die "shardwire died during the $mode run against $t"
+            alive_or_report shardwire-nostats "$SW_NOSTATS_PID" "$WORK/shardwire-nostats.log" || die "shardwire (statistics off) died"
             alive_or_report pgbouncer "$PB_PID" "$WORK/pgbouncer/pgbouncer.log" || die "pgbouncer died"
         done
     done
 done
 SW_RSS_AFTER_LOAD=$(awk '/VmRSS/{print $2}' "/proc/$SW_PID/status")
-stop_pid "$SW_PID"; stop_pid "$PB_PID"
+stop_pid "$SW_PID"; stop_pid "$SW_NOSTATS_PID"; stop_pid "$PB_PID"
 
 # ---------------------------------------------------------------- idle connections
 IDLE_JSONL="$WORK/idle.jsonl"; : >"$IDLE_JSONL"

@@ -108,10 +108,11 @@ def cmd_parse_pgbench(args: argparse.Namespace) -> None:
     print(f"{status}\t{'' if tps is None else tps}\t{'' if lat is None else lat}\t{reason}")
 
 
-TARGETS = ["direct", "shardwire", "pgbouncer"]
+TARGETS = ["direct", "shardwire", "shardwire-nostats", "pgbouncer"]
 LABELS = {
     "direct": "Postgres 15 direct",
     "shardwire": "shardwire, transaction mode, pool 8",
+    "shardwire-nostats": "shardwire, statistics off",
     "pgbouncer": "PgBouncer {v}, transaction mode, pool 8",
 }
 
@@ -166,10 +167,11 @@ def cmd_table(args: argparse.Namespace) -> None:
             ratio = tps / base[1] if base and base[0] == "OK" else None
             out.append(f"| {label[target]} | {mode} | {fmt_int(tps)} | {lat:.3f} | {fmt_ratio(ratio)} |")
     out.append("")
-    out.append("| mode | shardwire / PgBouncer (TPS) | shardwire / direct | PgBouncer / direct |")
-    out.append("|---|---:|---:|---:|")
+    out.append("| mode | shardwire / PgBouncer (TPS) | shardwire / direct | PgBouncer / direct "
+               "| statistics on / off |")
+    out.append("|---|---:|---:|---:|---:|")
     for mode in modes:
-        d, s, p = (summary(t, mode) for t in TARGETS)
+        d, s, n, p = (summary(t, mode) for t in TARGETS)
         ok = lambda x: x is not None and x[0] == "OK"  # noqa: E731
         sp = (s[1] / p[1]) if ok(s) and ok(p) else None
         sd = (s[1] / d[1]) if ok(s) and ok(d) else None
@@ -177,7 +179,9 @@ def cmd_table(args: argparse.Namespace) -> None:
         cell = lambda r, x: fmt_ratio(r) if ok(x) else "— (run failed)"  # noqa: E731
         sp_cell = fmt_ratio(sp) if sp is not None else (
             "— (PgBouncer run failed)" if ok(s) else "— (shardwire run failed)")
-        out.append(f"| {mode} | {sp_cell} | {cell(sd, s)} | {cell(pd, p)} |")
+        sn = (s[1] / n[1]) if ok(s) and ok(n) else None
+        sn_cell = fmt_ratio(sn) if sn is not None else "— (run failed)"
+        out.append(f"| {mode} | {sp_cell} | {cell(sd, s)} | {cell(pd, p)} | {sn_cell} |")
     if rounds > 1:
         out.append("")
         out.append("Individual runs (TPS):")

@@ -11,6 +11,7 @@ pub mod session;
 pub mod sharded;
 pub mod startup;
 pub mod statements;
+pub mod tracker;
 
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ use crate::net::messages::{
     put_parameter_status, put_ready_for_query,
 };
 use crate::net::stream::ClientStream;
+use crate::observe::event::{Route, SessionInfo};
 use crate::proxy::{Runtime, Shared};
 use io::read_startup_packet;
 use params::Params;
@@ -31,6 +33,7 @@ use pipeline::Pipeline;
 use session::Session;
 use startup::{StartupPacket, parse_startup_packet};
 use statements::ClientStatements;
+use tracing::Instrument;
 
 /// Startup packets are small; Postgres allows 10,000 bytes.
 const MAX_STARTUP_PACKET: usize = 10_000;
@@ -44,6 +47,7 @@ struct Login {
 
 /// Serves one client connection from its first byte to its last.
 pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
+    let peer = stream.peer();
     let runtime = shared.runtime();
     let mut slot = Some(stream);
     let mut inbox = BytesMut::with_capacity(512);
@@ -72,22 +76,47 @@ pub async fn serve_client(stream: ClientStream, shared: Arc<Shared>) {
             return refuse(&mut stream, e).await;
         }
     };
+    let client_id = shared.registry.next_id();
+    let span = tracing::info_span!(
+        "client",
+        id = client_id,
+        user = %login.user.name,
+        database = %login.database,
+        address = %peer,
+    );
+    let registration = shared.registry.register(
+        SessionInfo {
+            client_id,
+            user: login.user.name.clone(),
+            database: login.database.clone(),
+            address: peer,
+        },
+        stream.is_tls(),
+    );
     if login.database == crate::ADMIN_DATABASE {
-        crate::admin::serve(stream, inbox, shared).await;
+        crate::admin::serve(stream, inbox, shared)
+            .instrument(span)
+            .await;
         return;
     }
-    let span = tracing::info_span!("client", user = %login.user.name, database = %login.database);
-    let _enter = span.enter();
-    match Box::pin(begin_session(stream, inbox, login, &shared, &runtime)).await {
-        Ok(mut session) => {
-            drop(_enter);
-            let end = session.run().await;
-            if let session::SessionEnd::Fatal(e) = end {
-                tracing::info!(parent: &span, error = %e, "session ended with an error");
+    let client = Arc::clone(&registration.entry);
+    async move {
+        match Box::pin(begin_session(
+            stream, inbox, login, client, &shared, &runtime,
+        ))
+        .await
+        {
+            Ok(mut session) => {
+                if let session::SessionEnd::Fatal(e) = session.run().await {
+                    tracing::info!(error = %e, "session ended with an error");
+                }
             }
+            Err(e) => tracing::info!(error = %e, "session refused"),
         }
-        Err(e) => tracing::info!(error = %e, "session refused"),
     }
+    .instrument(span)
+    .await;
+    drop(registration);
 }
 
 async fn refuse(stream: &mut ClientStream, error: PgError) {
@@ -282,6 +311,7 @@ async fn begin_session(
     mut stream: ClientStream,
     inbox: BytesMut,
     login: Login,
+    client: Arc<clients::ClientEntry>,
     shared: &Arc<Shared>,
     runtime: &Runtime,
 ) -> Result<Session, PgError> {
@@ -342,6 +372,19 @@ async fn begin_session(
         }
     };
     let client_tls = stream.is_tls();
+    let tracker = shared.observer.enabled().then(|| {
+        // An unrouted session runs everything on shard 0's primary.
+        let fixed_route = sharding.is_none().then(|| {
+            let mut route = Route::default();
+            route.shards.insert(0);
+            route
+        });
+        Box::new(tracker::StatementTracker::new(
+            Arc::clone(&shared.observer),
+            Arc::clone(&client),
+            fixed_route,
+        ))
+    });
     let (client_rd, client_wr) = tokio::io::split(stream);
     Ok(Session {
         mode,
@@ -365,6 +408,8 @@ async fn begin_session(
         current_message: bytes::Bytes::new(),
         query_timeout: config.pool.query_timeout(),
         server_activity: tokio::time::Instant::now(),
+        client,
+        tracker,
     })
 }
 

@@ -109,6 +109,11 @@ pub struct Session {
     pub query_timeout: Option<std::time::Duration>,
     /// When the attached server last sent or accepted bytes.
     pub server_activity: tokio::time::Instant,
+    /// This client in the registry (its traffic counters).
+    pub client: Arc<super::clients::ClientEntry>,
+    /// Statement bookkeeping for statistics (`None` when
+    /// `observe.statistics` is off).
+    pub tracker: Option<Box<super::tracker::StatementTracker>>,
 }
 
 enum Io {
@@ -134,6 +139,7 @@ impl Session {
         if let SessionEnd::Fatal(e) = &end {
             e.encode(&mut self.outbox);
         }
+        self.note_client_output(self.outbox.len());
         let _ = self.client_wr.write_all(&self.outbox).await;
         let _ = self.client_wr.shutdown().await;
         self.outbox.clear();
@@ -168,7 +174,10 @@ impl Session {
                 Io::ClientRead(Err(_)) | Io::ClientWrote(Err(_)) | Io::ClientFlushed(Err(_)) => {
                     return SessionEnd::ClientGone;
                 }
-                Io::ClientWrote(Ok(_)) => self.client_unflushed = true,
+                Io::ClientWrote(Ok(n)) => {
+                    self.client_wrote(n);
+                    self.client_unflushed = true;
+                }
                 Io::ClientFlushed(Ok(())) => self.client_unflushed = false,
                 Io::ServerRead(Ok(0)) | Io::ServerRead(Err(_)) | Io::ServerWrote(Err(_)) => {
                     // Whatever the server said last (often a FATAL error)
@@ -183,7 +192,11 @@ impl Session {
                 Io::ServerRead(Ok(_)) | Io::ServerWrote(Ok(_)) => {
                     self.server_activity = tokio::time::Instant::now();
                 }
-                Io::ClientRead(Ok(_)) => {}
+                Io::ClientRead(Ok(n)) => {
+                    self.client
+                        .bytes_in
+                        .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+                }
             }
         }
     }
@@ -209,7 +222,24 @@ impl Session {
             && !self.holding_output()
             && let Some(Ok(n)) = poll_once(self.client_wr.write(&self.outbox))
         {
-            self.outbox.advance(n);
+            self.client_wrote(n);
+        }
+    }
+
+    /// The first `n` bytes of the outbox reached the client: they are
+    /// counted, shown to the statement tracker, and dropped.
+    pub(crate) fn client_wrote(&mut self, n: usize) {
+        self.note_client_output(n);
+        self.outbox.advance(n);
+    }
+
+    /// Counts and tracks the first `n` bytes of the outbox as sent.
+    fn note_client_output(&mut self, n: usize) {
+        self.client
+            .bytes_out
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.on_client_output(&self.outbox[..n]);
         }
     }
 
@@ -357,8 +387,17 @@ impl Session {
         if self.skip_until_sync && tag != tag::SYNC {
             return Ok(());
         }
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.on_client_message(tag, &message);
+        }
         if self.sharding.is_some() {
-            return self.handle_sharded_message(tag, &message, body).await;
+            self.handle_sharded_message(tag, &message, body).await?;
+            if tag == tag::BIND
+                && let Some(tracker) = self.tracker.as_mut()
+            {
+                tracker.finish_bind(&message);
+            }
+            return Ok(());
         }
         match tag {
             tag::SYNC => {
@@ -876,12 +915,13 @@ fn invalid_message_type(tag: u8) -> SessionEnd {
 }
 
 /// Writes buffered bytes to the client, or, when none are left, flushes
-/// what the transport still holds.
-async fn write_or_flush(client: &mut WriteHalf<ClientStream>, outbox: &mut BytesMut) -> Io {
+/// what the transport still holds. The written bytes stay in `outbox`: the
+/// caller drops them with [`Session::client_wrote`].
+async fn write_or_flush(client: &mut WriteHalf<ClientStream>, outbox: &BytesMut) -> Io {
     if outbox.is_empty() {
         Io::ClientFlushed(client.flush().await)
     } else {
-        Io::ClientWrote(client.write_buf(outbox).await)
+        Io::ClientWrote(client.write(outbox).await)
     }
 }
 

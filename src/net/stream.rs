@@ -24,6 +24,18 @@ impl ClientStream {
     pub fn is_tls(&self) -> bool {
         matches!(self, ClientStream::Tls(_))
     }
+
+    /// The client's address for logs and `SHOW CLIENTS`: `ip:port`, or
+    /// `unix` for a Unix-domain socket.
+    pub fn peer(&self) -> String {
+        let tcp = match self {
+            ClientStream::Tcp(s) => s,
+            ClientStream::Tls(s) => s.get_ref().0,
+            ClientStream::Unix(_) => return "unix".to_string(),
+        };
+        tcp.peer_addr()
+            .map_or_else(|_| "unknown".to_string(), |a| a.to_string())
+    }
 }
 
 macro_rules! delegate {

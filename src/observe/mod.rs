@@ -103,6 +103,23 @@ impl Observer {
         observer
     }
 
+    /// An observer whose events go to the returned receiver instead of a
+    /// collector, for tests of the code that produces them.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> (Arc<Observer>, mpsc::Receiver<StatementEvent>) {
+        let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+        let settings = crate::config::ObserveSettings::default();
+        let observer = Observer {
+            enabled: true,
+            events,
+            dropped: AtomicU64::new(0),
+            statistics: Arc::new(stats::Statistics::new(settings.max_fingerprints)),
+            slow_log: Arc::new(slowlog::SlowLog::new(&settings)),
+            metrics: Arc::new(metrics::Metrics::default()),
+        };
+        (Arc::new(observer), receiver)
+    }
+
     /// Whether sessions should build statement events at all.
     pub fn enabled(&self) -> bool {
         self.enabled

@@ -367,8 +367,9 @@ impl Session {
                     if deadline.is_some() => {
                     return Err(SessionEnd::Fatal(self.query_timed_out()));
                 }
-                r = self.client_wr.write_buf(&mut self.outbox), if !self.outbox.is_empty() && !holding => {
-                    if r.is_err() { return Err(SessionEnd::ClientGone); }
+                r = self.client_wr.write(&self.outbox), if !self.outbox.is_empty() && !holding => {
+                    let Ok(n) = r else { return Err(SessionEnd::ClientGone) };
+                    self.client_wrote(n);
                     self.client_unflushed = true;
                 }
             }

@@ -36,6 +36,9 @@ pub struct RetryPoint {
     /// Names of statements the client prepared since (forgotten on retry,
     /// as their Parse is handled again).
     parsed: Vec<Bytes>,
+    /// The statement tracker's queue before the read (its statements are
+    /// queued again when their messages are handled again).
+    tracker_mark: usize,
 }
 
 impl Session {
@@ -52,6 +55,7 @@ impl Session {
             earlier_output,
             messages: BytesMut::from(&message[..]),
             parsed: Vec::new(),
+            tracker_mark: self.tracker.as_ref().map_or(0, |t| t.mark()),
         };
         self.shard_state().retry = Some(Box::new(point));
     }
@@ -114,6 +118,9 @@ impl Session {
         self.cancel.slot.set(None);
         self.pipeline = point.pipeline;
         self.outbox = point.earlier_output;
+        if let Some(tracker) = self.tracker.as_mut() {
+            tracker.rewind(point.tracker_mark);
+        }
         for name in &point.parsed {
             self.statements.remove(name);
         }

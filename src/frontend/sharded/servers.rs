@@ -117,6 +117,15 @@ impl Session {
             let server = self.shard_state_ref().active_server;
             self.begin_retry_point(shard, server);
         }
+        if self.tracker.is_some() {
+            let server = self.shard_state_ref().active_server;
+            let on_replica = self
+                .shard_pools(shard)
+                .is_ok_and(|p| p.topology.primary() != server);
+            if let Some(tracker) = self.tracker.as_mut() {
+                tracker.note_route(shard, on_replica);
+            }
+        }
         Ok(())
     }
 
@@ -154,13 +163,22 @@ impl Session {
     /// Counts a cross-shard statement on each of its servers (as a read
     /// on a replica slot, a write on the primary's) and, for a write, marks
     /// them as written through for read-your-writes.
-    pub(crate) fn note_fanout(&self, leases: &mut [(usize, Lease)], write: bool) {
-        let st = self.shard_state_ref();
+    pub(crate) fn note_fanout(&mut self, leases: &mut [(usize, Lease)], write: bool) {
+        let st = self
+            .sharding
+            .as_deref()
+            .expect("only sharded sessions fan out");
         for (shard, lease) in leases.iter_mut() {
             let (role, server) = st.slot_of(*shard, lease);
             st.count_statement(*shard, role, server);
             if write && st.reads.enabled && st.reads.read_your_writes {
                 lease.conn().wrote = true;
+            }
+            if let Some(tracker) = self.tracker.as_mut() {
+                let on_replica = st.servers[*shard]
+                    .as_ref()
+                    .is_some_and(|p| p.topology.primary() != server);
+                tracker.note_route(*shard, on_replica);
             }
         }
     }
