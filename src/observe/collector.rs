@@ -26,15 +26,6 @@ const SHAPE_CACHE_ENTRIES: usize = 4_096;
 /// Longest wait for the slow log file to catch up on a flush.
 const FILE_FLUSH_LIMIT: Duration = Duration::from_secs(5);
 
-/// What the collector is sent.
-pub enum Message {
-    /// A completed statement.
-    Statement(StatementEvent),
-    /// Answer once every statement sent before is counted and, when slow,
-    /// logged with its plan and written to the slow log file.
-    Flush(oneshot::Sender<()>),
-}
-
 /// What the collector updates, and what it needs to capture plans.
 pub struct Parts {
     /// The config the proxy started with (slow threshold, users' server
@@ -50,8 +41,14 @@ pub struct Parts {
     pub metrics: Arc<Metrics>,
 }
 
-/// Consumes messages until every sender is gone.
-pub async fn run(mut messages: mpsc::Receiver<Message>, parts: Parts) {
+/// Consumes events until every sender is gone. A flush request is
+/// answered once every event queued before it is counted and, when slow,
+/// logged with its plan and written to the slow log file.
+pub async fn run(
+    mut events: mpsc::Receiver<StatementEvent>,
+    mut flush_requests: mpsc::Receiver<oneshot::Sender<()>>,
+    parts: Parts,
+) {
     let shard_names: Arc<[String]> = parts
         .topology
         .shards
@@ -63,25 +60,49 @@ pub async fn run(mut messages: mpsc::Receiver<Message>, parts: Parts) {
         Arc::clone(&parts.slow_log),
         shard_names,
     );
-    let threshold = parts.config.observe.slow_query_threshold();
-    let mut shapes = ShapeCache::new(SHAPE_CACHE_ENTRIES);
-    while let Some(message) = messages.recv().await {
-        match message {
-            Message::Statement(event) => {
-                parts.metrics.on_statement(&event);
-                let shape = shapes.shape_of(&event.text);
-                parts
-                    .statistics
-                    .record(&event, &shape, &String::from_utf8_lossy(&event.text));
-                if event.duration > threshold {
-                    captures.submit(SlowStatement { event, shape });
+    let mut collector = Collector {
+        threshold: parts.config.observe.slow_query_threshold(),
+        shapes: ShapeCache::new(SHAPE_CACHE_ENTRIES),
+        captures,
+        parts,
+    };
+    loop {
+        tokio::select! {
+            biased;
+            event = events.recv() => match event {
+                Some(event) => collector.on_statement(event),
+                None => return,
+            },
+            Some(done) = flush_requests.recv() => {
+                // Everything recorded before the request is queued by now.
+                while let Ok(event) = events.try_recv() {
+                    collector.on_statement(event);
                 }
-            }
-            Message::Flush(done) => {
-                captures.flush().await;
-                parts.slow_log.flush(FILE_FLUSH_LIMIT).await;
+                collector.captures.flush().await;
+                collector.parts.slow_log.flush(FILE_FLUSH_LIMIT).await;
                 let _ = done.send(());
             }
+        }
+    }
+}
+
+/// The collector task's state.
+struct Collector {
+    parts: Parts,
+    threshold: Duration,
+    shapes: ShapeCache,
+    captures: CaptureQueue,
+}
+
+impl Collector {
+    fn on_statement(&mut self, event: StatementEvent) {
+        self.parts.metrics.on_statement(&event);
+        let shape = self.shapes.shape_of(&event.text);
+        self.parts
+            .statistics
+            .record(&event, &shape, &String::from_utf8_lossy(&event.text));
+        if event.duration > self.threshold {
+            self.captures.submit(SlowStatement { event, shape });
         }
     }
 }

@@ -34,7 +34,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::topology::Topology;
 use crate::config::Config;
-use collector::Message;
 use event::StatementEvent;
 
 /// Events buffered between the sessions and the collector. Beyond it,
@@ -45,11 +44,16 @@ const EVENT_QUEUE: usize = 65_536;
 /// its statement timeout).
 const FLUSH_LIMIT: Duration = Duration::from_secs(10);
 
+/// Flush requests waiting for the collector.
+const FLUSH_QUEUE: usize = 16;
+
 /// The sessions' handle on statistics, the slow log and metrics.
 pub struct Observer {
     /// `observe.statistics`: when off, sessions skip statement bookkeeping.
     enabled: bool,
-    events: mpsc::Sender<Message>,
+    events: mpsc::Sender<StatementEvent>,
+    /// Flush requests to the collector (see [`Observer::flush`]).
+    flushes: mpsc::Sender<oneshot::Sender<()>>,
     /// Events dropped because the collector fell behind.
     dropped: AtomicU64,
     statistics: Arc<stats::Statistics>,
@@ -67,6 +71,7 @@ impl Observer {
         metrics: Arc<metrics::Metrics>,
     ) -> Arc<Observer> {
         let (events, receiver) = mpsc::channel(EVENT_QUEUE);
+        let (flushes, flush_requests) = mpsc::channel(FLUSH_QUEUE);
         let shard_names = topology.shards.iter().map(|s| s.name.clone()).collect();
         let statistics = Arc::new(stats::Statistics::new(
             config.observe.max_fingerprints,
@@ -84,6 +89,7 @@ impl Observer {
         let observer = Arc::new(Observer {
             enabled: config.observe.statistics,
             events,
+            flushes,
             dropped: AtomicU64::new(0),
             statistics: Arc::clone(&statistics),
             slow_log: Arc::clone(&slow_log),
@@ -92,6 +98,7 @@ impl Observer {
         });
         tokio::spawn(collector::run(
             receiver,
+            flush_requests,
             collector::Parts {
                 config: Arc::new(config.clone()),
                 topology,
@@ -112,10 +119,12 @@ impl Observer {
         let observer = Observer {
             enabled: true,
             events,
+            flushes: mpsc::channel(FLUSH_QUEUE).0,
             dropped: AtomicU64::new(0),
-            statistics: Arc::new(stats::Statistics::new(settings.max_fingerprints)),
+            statistics: Arc::new(stats::Statistics::new(settings.max_fingerprints, vec![])),
             slow_log: Arc::new(slowlog::SlowLog::new(&settings)),
             metrics: Arc::new(metrics::Metrics::default()),
+            snapshot_path: None,
         };
         (Arc::new(observer), receiver)
     }
@@ -127,7 +136,7 @@ impl Observer {
 
     /// Hands a completed statement to the collector without waiting.
     pub fn record(&self, event: StatementEvent) {
-        if self.events.try_send(Message::Statement(event)).is_err() {
+        if self.events.try_send(event).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -144,7 +153,7 @@ impl Observer {
     pub async fn flush(&self) {
         let (done, flushed) = oneshot::channel();
         let _ = tokio::time::timeout(FLUSH_LIMIT, async {
-            if self.events.send(Message::Flush(done)).await.is_ok() {
+            if self.flushes.send(done).await.is_ok() {
                 let _ = flushed.await;
             }
         })
