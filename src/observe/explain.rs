@@ -12,11 +12,14 @@
 //! Safety: only one statement of a plannable kind (SELECT, VALUES,
 //! INSERT, UPDATE, DELETE, MERGE) is explained, through the extended
 //! protocol (which refuses several statements in one string), on a
-//! connection whose transactions are read-only and time-limited. Plain
-//! EXPLAIN never executes the statement; `explain_analyze` executes it,
-//! so it is used only for statements the router classifies as reads and
-//! only on a replica, and the read-only transaction makes any write fail
-//! instead of happening.
+//! connection whose transactions are read-only and time-limited (and
+//! never wait long for a lock). Plain EXPLAIN never executes the
+//! statement; `explain_analyze` executes it, so it is used only for
+//! statements the router classifies as reads and only on a replica, and
+//! the read-only transaction makes any write fail instead of happening.
+//! Session state (a `search_path` the client set, temporary tables) is
+//! not carried over: a statement that depends on it gets an error as its
+//! reason instead of a plan.
 //!
 //! At most one plan per fingerprint per `explain_interval_ms`: a slow
 //! statement repeated a thousand times costs one EXPLAIN.
@@ -44,6 +47,11 @@ use crate::router::readwrite::{Access, ReadOnlyFunctions, statement_access};
 
 /// Server-side limit on one EXPLAIN (with ANALYZE: the statement's run).
 const STATEMENT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Longest an EXPLAIN waits for a table lock (say, behind a client's open
+/// transaction that altered the table): plan capture must not queue
+/// behind the application.
+const LOCK_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Client-side limit: a little more than the server's, for a server that
 /// stopped answering altogether.
@@ -305,8 +313,9 @@ impl Explainer {
             },
         );
         pg.options(format!(
-            "-c default_transaction_read_only=on -c statement_timeout={}",
-            STATEMENT_TIMEOUT.as_millis()
+            "-c default_transaction_read_only=on -c statement_timeout={} -c lock_timeout={}",
+            STATEMENT_TIMEOUT.as_millis(),
+            LOCK_TIMEOUT.as_millis()
         ));
         let (client, connection) =
             tokio::time::timeout(connect_timeout, pg.connect(tokio_postgres::NoTls))
@@ -389,7 +398,68 @@ impl<'a> FromSql<'a> for PlanJson {
 
 #[cfg(test)]
 mod tests {
-    use super::plannable;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    use super::{Explainer, PlanOutcome, plannable};
+    use crate::backend::topology::{ServerStatus, Topology};
+    use crate::config::{Config, User};
+    use crate::observe::event::{SessionInfo, StatementEvent};
+    use crate::observe::testing::{event, route};
+
+    const SLEEP: &str = "SELECT pg_sleep(0.3)";
+
+    /// An explainer for one shard whose primary (127.0.0.1:1) and replica
+    /// (127.0.0.1:2) refuse connections: every EXPLAIN tried fails, and
+    /// its outcome still says where it was tried. With `probed`, the
+    /// topology knows the replica is one.
+    fn explainer(probed: bool, customize: impl FnOnce(&mut Config)) -> Explainer {
+        let mut config = Config::single_shard(
+            "127.0.0.1:0",
+            User::with_password("app", "pw"),
+            "appdb",
+            "127.0.0.1:1",
+        );
+        config.shards[0].replicas = vec!["127.0.0.1:2".into()];
+        customize(&mut config);
+        let topology = Arc::new(Topology::new(&config));
+        if probed {
+            let status = |in_recovery| ServerStatus {
+                in_recovery,
+                position: 0,
+                timeline: None,
+            };
+            topology.shards[0].record_round(
+                &[Some(status(false)), Some(status(true))],
+                0,
+                Instant::now(),
+            );
+        }
+        Explainer::new(Arc::new(config), topology)
+    }
+
+    fn on_shard0(sql: &str, replica: bool) -> StatementEvent {
+        event("appdb", sql, 300, route(&[0], false, replica))
+    }
+
+    async fn plan(
+        explainer: &mut Explainer,
+        event: &StatementEvent,
+        fingerprint: u64,
+    ) -> PlanOutcome {
+        let text = String::from_utf8_lossy(&event.text).into_owned();
+        explainer.plan(event, fingerprint, &text, &[]).await
+    }
+
+    fn reason(outcome: &PlanOutcome) -> &str {
+        outcome.reason.as_deref().unwrap_or("")
+    }
+
+    /// (server, role, analyze) of the outcome's target.
+    fn target(outcome: &PlanOutcome) -> (&str, &str, bool) {
+        let t = outcome.target.as_ref().expect("a target");
+        (t.server.as_str(), t.role.as_str(), t.analyze)
+    }
 
     #[test]
     fn only_single_plannable_statements_are_explained() {
@@ -411,5 +481,74 @@ mod tests {
         assert!(refused("EXPLAIN SELECT 1").contains("utility"));
         assert!(refused("SELEC 1").contains("does not parse"));
         assert!(refused("").contains("0 statements"));
+    }
+
+    #[tokio::test]
+    async fn statements_without_a_plan_say_why_before_any_connection() {
+        let mut explainer = explainer(false, |_| {});
+        let mut failed = on_shard0(SLEEP, false);
+        failed.error = Some(*b"57014");
+        let outcome = plan(&mut explainer, &failed, 1).await;
+        assert!(reason(&outcome).contains("SQLSTATE 57014"));
+        assert!(outcome.target.is_none());
+        let answered_by_proxy = event("appdb", SLEEP, 300, route(&[], false, false));
+        let outcome = plan(&mut explainer, &answered_by_proxy, 2).await;
+        assert!(reason(&outcome).contains("on no shard"));
+        let mut stranger = on_shard0(SLEEP, false);
+        stranger.session = Arc::new(SessionInfo {
+            user: "nobody".into(),
+            ..(*stranger.session).clone()
+        });
+        let outcome = plan(&mut explainer, &stranger, 3).await;
+        assert!(reason(&outcome).contains("not in the config"));
+        assert_eq!(target(&outcome).0, "127.0.0.1:1");
+
+        let mut off = self::explainer(false, |c| c.observe.explain = false);
+        let outcome = plan(&mut off, &on_shard0(SLEEP, false), 4).await;
+        assert!(reason(&outcome).contains("observe.explain = false"));
+    }
+
+    #[tokio::test]
+    async fn each_fingerprint_is_explained_once_per_interval() {
+        let mut explainer = explainer(false, |c| c.observe.explain_interval_ms = 600_000);
+        let slow = on_shard0(SLEEP, false);
+        let first = plan(&mut explainer, &slow, 1).await;
+        assert!(
+            reason(&first).starts_with("EXPLAIN failed: cannot connect to 127.0.0.1:1"),
+            "{first:?}"
+        );
+        assert_eq!(target(&first), ("127.0.0.1:1", "primary", false));
+        let again = plan(&mut explainer, &slow, 1).await;
+        assert!(reason(&again).starts_with("rate limited"), "{again:?}");
+        assert!(again.target.is_none());
+        let other = plan(&mut explainer, &slow, 2).await;
+        assert!(reason(&other).starts_with("EXPLAIN failed"), "{other:?}");
+    }
+
+    #[tokio::test]
+    async fn analyze_is_for_reads_on_a_probed_replica_only() {
+        let mut analyzing = explainer(true, |c| c.observe.explain_analyze = true);
+        let read = plan(&mut analyzing, &on_shard0(SLEEP, false), 1).await;
+        assert_eq!(target(&read), ("127.0.0.1:2", "replica", true));
+        let write = on_shard0("INSERT INTO t SELECT 1 FROM pg_sleep(0.3)", false);
+        assert_eq!(
+            target(&plan(&mut analyzing, &write, 2).await),
+            ("127.0.0.1:1", "primary", false)
+        );
+        let locking = on_shard0("SELECT * FROM t FOR UPDATE", false);
+        assert_eq!(
+            target(&plan(&mut analyzing, &locking, 3).await),
+            ("127.0.0.1:1", "primary", false)
+        );
+
+        // Not known to be a replica yet: plain EXPLAIN on the primary.
+        let mut unprobed = explainer(false, |c| c.observe.explain_analyze = true);
+        let read = plan(&mut unprobed, &on_shard0(SLEEP, false), 1).await;
+        assert_eq!(target(&read), ("127.0.0.1:1", "primary", false));
+
+        // Plain EXPLAIN of a statement that ran on a replica: on a replica.
+        let mut plain = explainer(true, |_| {});
+        let read = plan(&mut plain, &on_shard0(SLEEP, true), 1).await;
+        assert_eq!(target(&read), ("127.0.0.1:2", "replica", false));
     }
 }

@@ -23,6 +23,8 @@ pub mod shapes;
 pub mod slowlog;
 pub mod snapshot;
 pub mod stats;
+#[cfg(test)]
+mod testing;
 pub mod timestamp;
 
 use std::path::PathBuf;

@@ -278,42 +278,21 @@ fn spawn_writer(mut file: RotatingFile) -> Option<SyncSender<FileCommand>> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::{Duration, UNIX_EPOCH};
+    use std::time::Duration;
 
-    use bytes::Bytes;
     use serde_json::json;
 
     use super::*;
-    use crate::observe::event::{SessionInfo, ShardSet};
     use crate::observe::fingerprint::shape;
-
-    fn slow_event(millis: u64) -> StatementEvent {
-        let mut shards = ShardSet::default();
-        shards.insert(1);
-        StatementEvent {
-            session: Arc::new(SessionInfo {
-                client_id: 7,
-                user: "app".into(),
-                database: "appdb".into(),
-                address: "127.0.0.1:5555".into(),
-            }),
-            text: Bytes::from_static(b"SELECT pg_sleep(0.3)"),
-            bind: None,
-            started: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            duration: Duration::from_millis(millis),
-            rows: 1,
-            error: None,
-            route: Route {
-                shards,
-                scatter: false,
-                replica: false,
-            },
-        }
-    }
+    use crate::observe::testing::{event, route};
 
     fn entry(millis: u64, outcome: PlanOutcome) -> SlowEntry {
-        let event = slow_event(millis);
+        let event = event(
+            "appdb",
+            "SELECT pg_sleep(0.3)",
+            millis,
+            route(&[1], false, false),
+        );
         SlowEntry::new(
             &event,
             &shape("SELECT pg_sleep(0.3)"),

@@ -550,44 +550,9 @@ pub(crate) fn truncate(text: &str, max: usize) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use bytes::Bytes;
-
     use super::*;
-    use crate::observe::event::{SessionInfo, ShardSet};
     use crate::observe::fingerprint::shape;
-
-    fn event(database: &str, sql: &str, millis: u64, route: Route) -> StatementEvent {
-        StatementEvent {
-            session: Arc::new(SessionInfo {
-                client_id: 1,
-                user: "app".into(),
-                database: database.into(),
-                address: "127.0.0.1:1".into(),
-            }),
-            text: Bytes::copy_from_slice(sql.as_bytes()),
-            bind: None,
-            started: UNIX_EPOCH + Duration::from_secs(1_700_000_000),
-            duration: Duration::from_millis(millis),
-            rows: 1,
-            error: None,
-            route,
-        }
-    }
-
-    fn on(shards: &[usize], scatter: bool, replica: bool) -> Route {
-        let mut set = ShardSet::default();
-        for &s in shards {
-            set.insert(s);
-        }
-        Route {
-            shards: set,
-            scatter,
-            replica,
-        }
-    }
+    use crate::observe::testing::{event, route as on};
 
     fn record(stats: &Statistics, database: &str, sql: &str, millis: u64, route: Route) {
         stats.record(&event(database, sql, millis, route), &shape(sql), sql);
