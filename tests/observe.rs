@@ -659,3 +659,94 @@ async fn non_admins_cannot_read_statistics() {
         }
     }
 }
+
+/// A `shardwire serve` child process, killed if the test ends early.
+struct Serve(std::process::Child);
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_writes_the_snapshot_when_stopped_by_sigterm() {
+    let cluster = tokio::task::spawn_blocking(common::start_cluster)
+        .await
+        .expect("cluster task");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let snapshot = dir.path().join("stats.json");
+    let config = format!(
+        r#"
+[proxy]
+listen = ["127.0.0.1:{port}"]
+
+[observe]
+snapshot_path = "{snapshot}"
+snapshot_interval_ms = 3600000
+
+[[users]]
+name = "{APP_USER}"
+password = "{APP_PASSWORD}"
+
+[[databases]]
+name = "{APP_DB}"
+
+[[shards]]
+name = "shard0"
+primary = "127.0.0.1:{server}"
+"#,
+        snapshot = snapshot.display(),
+        server = cluster.port(),
+    );
+    let config_path = dir.path().join("shardwire.toml");
+    std::fs::write(&config_path, config).expect("config written");
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_shardwire"));
+    command
+        .args(["serve", "--config"])
+        .arg(&config_path)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    let mut serve = Serve(command.spawn().expect("serve starts"));
+    let conninfo = format!(
+        "host=127.0.0.1 port={port} user={APP_USER} password={APP_PASSWORD} dbname={APP_DB}"
+    );
+    let mut client = None;
+    for _ in 0..600 {
+        if let Ok(c) = connect(&conninfo).await {
+            client = Some(c);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let client = client.expect("serve accepts connections");
+    client.simple_query("SELECT 42").await.expect("query");
+    drop(client);
+    // SAFETY: kill(2) on the child this test started.
+    unsafe {
+        libc::kill(serve.0.id() as i32, libc::SIGTERM);
+    }
+    let mut exited = None;
+    for _ in 0..300 {
+        if let Some(status) = serve.0.try_wait().expect("child status") {
+            exited = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(exited.expect("serve exits after SIGTERM").success());
+    let written: Snapshot =
+        serde_json::from_str(&std::fs::read_to_string(&snapshot).expect("snapshot written"))
+            .expect("a snapshot");
+    let select = written
+        .entries
+        .iter()
+        .find(|e| e.query == "select $1")
+        .expect("the statement is in the snapshot");
+    assert_eq!(select.calls, 1);
+}
