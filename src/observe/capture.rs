@@ -64,10 +64,14 @@ impl CaptureQueue {
     /// Hands `statement` to the capture task without waiting; when it is
     /// behind, logs the statement now, without a plan.
     pub fn submit(&self, statement: SlowStatement) {
-        let rejected = match self.requests.try_send(Request::Capture(statement)) {
+        let (rejected, reason) = match self.requests.try_send(Request::Capture(statement)) {
             Ok(()) => return,
-            Err(mpsc::error::TrySendError::Full(request)) => request,
-            Err(mpsc::error::TrySendError::Closed(request)) => request,
+            Err(mpsc::error::TrySendError::Full(request)) => {
+                (request, "not explained: the plan capture queue was full")
+            }
+            Err(mpsc::error::TrySendError::Closed(request)) => {
+                (request, "not explained: plan capture has stopped")
+            }
         };
         if let Request::Capture(statement) = rejected {
             self.slow_log.note_plan_dropped();
@@ -76,7 +80,7 @@ impl CaptureQueue {
                 &statement.event,
                 &statement.shape,
                 sample,
-                PlanOutcome::skipped("not explained: the plan capture queue was full"),
+                PlanOutcome::skipped(reason),
                 &self.shard_names,
             ));
         }

@@ -3,7 +3,6 @@
 //! read offline. Each write is atomic (a temporary file in the same
 //! directory, then a rename): a reader never sees half a file.
 
-use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -11,17 +10,21 @@ use std::time::Duration;
 
 use super::stats::Statistics;
 
-/// Writes the snapshot of `statistics` to `path`, atomically. Blocking.
+/// Writes the snapshot of `statistics` to `path`, atomically, through a
+/// temporary file of its own (two writers at once, the interval's and the
+/// shutdown's, never mix their bytes). Blocking.
 pub fn write(statistics: &Statistics, path: &Path) -> io::Result<()> {
     let json = serde_json::to_vec_pretty(&statistics.snapshot()).map_err(io::Error::other)?;
-    let mut temporary = OsString::from(path.as_os_str());
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&json)?;
-    file.write_all(b"\n")?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)
+    let directory = match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    };
+    let mut temporary = tempfile::NamedTempFile::new_in(directory)?;
+    temporary.write_all(&json)?;
+    temporary.write_all(b"\n")?;
+    temporary.as_file().sync_all()?;
+    temporary.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// Writes the snapshot on a blocking thread (it serializes every entry

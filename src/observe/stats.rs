@@ -197,6 +197,15 @@ struct Totals {
     total_micros: u64,
 }
 
+impl Totals {
+    fn add(&mut self, event: &StatementEvent) {
+        self.statements += 1;
+        self.errors += u64::from(event.error.is_some());
+        self.rows = self.rows.saturating_add(event.rows);
+        self.total_micros = self.total_micros.saturating_add(micros(event.duration));
+    }
+}
+
 #[derive(Debug, Default)]
 struct DatabaseStore {
     totals: Totals,
@@ -336,24 +345,23 @@ impl Statistics {
             .databases
             .get(database)
             .is_some_and(|db| db.entries.contains_key(&shape.fingerprint));
-        if !known && self.max_fingerprints > 0 && store.len >= self.max_fingerprints {
-            evict(&mut store, eviction_batch(self.max_fingerprints));
+        // Capacity 0 keeps no shapes, only the database totals.
+        let admit = known || self.max_fingerprints > 0;
+        if !known && admit {
+            if store.len >= self.max_fingerprints {
+                evict(&mut store, eviction_batch(self.max_fingerprints));
+            }
+            store.len += 1;
         }
         if !store.databases.contains_key(database) {
             store
                 .databases
                 .insert(database.to_string(), DatabaseStore::default());
         }
-        let admit = known || self.max_fingerprints > 0;
-        store.len += usize::from(!known && admit);
         let Some(db) = store.databases.get_mut(database) else {
             return;
         };
-        let totals = &mut db.totals;
-        totals.statements += 1;
-        totals.errors += u64::from(event.error.is_some());
-        totals.rows = totals.rows.saturating_add(event.rows);
-        totals.total_micros = totals.total_micros.saturating_add(micros(event.duration));
+        db.totals.add(event);
         if admit {
             db.entries
                 .entry(shape.fingerprint)
