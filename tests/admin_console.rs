@@ -254,16 +254,6 @@ async fn every_command_answers_through_psql_and_tokio_postgres() {
         .batch_execute("CREATE TABLE items (id int PRIMARY KEY); INSERT INTO items VALUES (1), (2)")
         .await
         .expect("setup");
-    // SHOW CLIENTS lists the registry's clients (sessions register there).
-    let _registered = proxy.shared.registry.register(
-        shardwire::observe::event::SessionInfo {
-            client_id: proxy.shared.registry.next_id(),
-            user: "registered".into(),
-            database: APP_DB.into(),
-            address: "127.0.0.1:1".into(),
-        },
-        false,
-    );
     let console = admin(proxy).await;
 
     for sql in SHOW_COMMANDS {
@@ -317,12 +307,25 @@ async fn every_command_answers_through_psql_and_tokio_postgres() {
     client.batch_execute("COMMIT").await.expect("commit");
 
     let clients = simple(&console, "SHOW CLIENTS").await;
-    let registered = rows_where(&clients, "user", "registered");
-    assert_eq!(registered.len(), 1, "{clients:?}");
-    assert_eq!(cell(&clients.0, registered[0], "tls"), Some("false"));
+    let apps = rows_where(&clients, "user", APP_USER);
+    assert_eq!(apps.len(), 1, "the app's session is listed: {clients:?}");
+    assert_eq!(cell(&clients.0, apps[0], "database"), Some(APP_DB));
+    assert_eq!(cell(&clients.0, apps[0], "tls"), Some("false"));
+    assert!(
+        cell(&clients.0, apps[0], "address").is_some_and(|a| a.starts_with("127.0.0.1:")),
+        "{clients:?}"
+    );
+    assert!(
+        cell(&clients.0, apps[0], "statements").is_some_and(|n| n.parse::<u64>().unwrap() >= 3),
+        "setup, BEGIN and COMMIT were counted: {clients:?}"
+    );
+    assert!(cell(&clients.0, apps[0], "bytes_in").is_some_and(|n| n != "0"));
+    assert!(cell(&clients.0, apps[0], "bytes_out").is_some_and(|n| n != "0"));
+    let consoles = rows_where(&clients, "database", "shardwire");
     assert_eq!(
-        cell(&clients.0, registered[0], "address"),
-        Some("127.0.0.1:1")
+        consoles.len(),
+        1,
+        "the console itself is listed too: {clients:?}"
     );
 
     let shards = extended(&console, "SHOW SHARDS").await;
