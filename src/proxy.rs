@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -23,12 +23,15 @@ use crate::frontend::cancel::CancelRegistry;
 use crate::frontend::clients::ClientRegistry;
 use crate::net::stream::ClientStream;
 use crate::observe::Observer;
+use crate::router::RouterCache;
+use crate::router::readwrite::ReadOnlyFunctions;
 use crate::sharding::map::ShardMap;
 
 /// Distinct statement texts whose parse and routing analysis are cached.
-const ROUTER_CACHE_ENTRIES: usize = 10_000;
+pub const ROUTER_CACHE_ENTRIES: usize = 10_000;
 
-/// A config snapshot with everything derived from it.
+/// A config snapshot with everything derived from it. RELOAD swaps in a
+/// new one; a session keeps the snapshot it logged in with.
 pub struct Runtime {
     /// The configuration.
     pub config: Config,
@@ -36,21 +39,56 @@ pub struct Runtime {
     pub secrets: HashMap<String, UserSecrets>,
     /// TLS acceptor, when TLS is configured.
     pub tls: Option<TlsAcceptor>,
+    /// Parse and routing-analysis caches, one per routed database (see
+    /// [`routed_map`]; map versions of different databases are unrelated).
+    pub routers: HashMap<String, Arc<RouterCache>>,
 }
 
 impl Runtime {
-    /// Derives secrets and loads TLS material for `config`.
+    /// Derives secrets, routing caches and loads TLS material for `config`.
     pub fn new(config: Config) -> Result<Runtime> {
+        Self::build(config, None)
+    }
+
+    /// The runtime of a reloaded `config`: like [`Runtime::new`], but the
+    /// routing cache of a database whose shard map and read-only functions
+    /// did not change is kept (with its hits and learned key positions).
+    pub fn succeeding(config: Config, previous: &Runtime) -> Result<Runtime> {
+        Self::build(config, Some(previous))
+    }
+
+    fn build(config: Config, previous: Option<&Runtime>) -> Result<Runtime> {
         let secrets = config
             .users
             .iter()
             .map(|u| (u.name.clone(), UserSecrets::derive(u)))
             .collect();
         let tls = config.tls.as_ref().map(load_tls).transpose()?;
+        let routers = config
+            .databases
+            .iter()
+            .filter_map(|db| {
+                let map = routed_map(&config, &db.name)?;
+                let kept = previous
+                    .filter(|p| {
+                        p.config.replicas.read_only_functions == config.replicas.read_only_functions
+                            && routed_map(&p.config, &db.name).as_deref() == Some(&*map)
+                    })
+                    .and_then(|p| p.routers.get(&db.name).cloned());
+                let router = kept.unwrap_or_else(|| {
+                    Arc::new(RouterCache::new(
+                        ROUTER_CACHE_ENTRIES,
+                        ReadOnlyFunctions::new(&config.replicas.read_only_functions),
+                    ))
+                });
+                Some((db.name.clone(), router))
+            })
+            .collect();
         Ok(Runtime {
             config,
             secrets,
             tls,
+            routers,
         })
     }
 }
@@ -84,9 +122,6 @@ pub struct Shared {
     pub cancels: Arc<CancelRegistry>,
     /// Clients connected right now.
     pub clients: AtomicUsize,
-    /// Parse and routing-analysis caches, one per routed database (see
-    /// [`routed_map`]; map versions of different databases are unrelated).
-    pub routers: HashMap<String, Arc<crate::router::RouterCache>>,
     /// Roles, positions and health of every shard's servers, kept current
     /// by the probe.
     pub topology: Arc<Topology>,
@@ -97,6 +132,22 @@ pub struct Shared {
     /// Set by the admin console's SHUTDOWN; whoever runs the proxy
     /// (`serve`, the demo) waits on it next to the signals.
     shutdown: watch::Sender<bool>,
+    /// Held while a RELOAD swaps the runtime, so two run one after the other.
+    reloading: Mutex<()>,
+}
+
+/// Why a reloaded config was not applied (the running one stays).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// Settings read only at start changed.
+    #[error(
+        "these settings cannot change while shardwire runs: {}; restart shardwire to apply them",
+        .0.join(", ")
+    )]
+    NeedsRestart(Vec<String>),
+    /// Deriving the new runtime failed (TLS files).
+    #[error("{0:#}")]
+    Runtime(anyhow::Error),
 }
 
 /// The shard map statements of `database` are routed with: its own map
@@ -124,6 +175,25 @@ impl Shared {
     /// Asks whoever runs the proxy for a graceful shutdown.
     pub fn request_shutdown(&self) {
         self.shutdown.send_replace(true);
+    }
+
+    /// Swaps in a reloaded config without dropping any client: new logins
+    /// see its users, passwords, pool settings and shard maps (with their
+    /// routing caches); pools whose limits or server credentials changed
+    /// are replaced for new checkouts. A config whose start-only settings
+    /// differ (see [`crate::config::restart_only_changes`]) is refused and
+    /// the running one stays. Returns the number of pools replaced.
+    pub fn reload(&self, config: Config) -> Result<usize, ReloadError> {
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.runtime();
+        let fixed = crate::config::restart_only_changes(&current.config, &config);
+        if !fixed.is_empty() {
+            return Err(ReloadError::NeedsRestart(fixed));
+        }
+        let runtime = Runtime::succeeding(config, &current).map_err(ReloadError::Runtime)?;
+        let replaced = self.pools.reload(&runtime.config);
+        self.runtime.store(Arc::new(runtime));
+        Ok(replaced)
     }
 
     /// Resolves once a graceful shutdown was requested.
@@ -190,22 +260,6 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         }
         _ => None,
     };
-    let routers = config
-        .databases
-        .iter()
-        .filter(|db| routed_map(config, &db.name).is_some())
-        .map(|db| {
-            (
-                db.name.clone(),
-                Arc::new(crate::router::RouterCache::new(
-                    ROUTER_CACHE_ENTRIES,
-                    crate::router::readwrite::ReadOnlyFunctions::new(
-                        &config.replicas.read_only_functions,
-                    ),
-                )),
-            )
-        })
-        .collect();
     let topology = Arc::new(Topology::new(config));
     let probe = config
         .shards
@@ -224,11 +278,11 @@ pub async fn start(config: Config) -> Result<ProxyHandle> {
         pools: Arc::new(Pools::default()),
         cancels: Arc::new(CancelRegistry::default()),
         clients: AtomicUsize::new(0),
-        routers,
         topology,
         observer,
         registry: Arc::new(ClientRegistry::default()),
         shutdown: watch::channel(false).0,
+        reloading: Mutex::new(()),
     });
     let (stop, stop_rx) = watch::channel(false);
     crate::observe::metrics::spawn(&shared, metrics_listener, stop_rx.clone());
@@ -338,14 +392,9 @@ impl ProxyHandle {
     /// `timeout` has passed. Returns the number of connections still lent.
     pub async fn drain(&self, timeout: Duration) -> usize {
         self.stop_listening();
-        let deadline = tokio::time::Instant::now() + timeout;
-        loop {
-            let busy = self.shared.pools.lent_count();
-            if busy == 0 || tokio::time::Instant::now() >= deadline {
-                self.shared.pools.close_idle();
-                return busy;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let busy = self.shared.pools.wait_until_returned(timeout).await;
+        self.shared.pools.close_idle();
+        self.shared.observer.finish().await;
+        busy
     }
 }

@@ -3,6 +3,22 @@
 
 use std::time::Duration;
 
+use crate::config::{Config, User};
+
+/// The `[[users]]` entry whose server credentials control-plane
+/// connections use: `replicas.probe_user`, else the first user with a
+/// server password, else the first user; `None` when there is no such user.
+pub fn control_user(config: &Config) -> Option<&User> {
+    match &config.replicas.probe_user {
+        Some(name) => config.user(name),
+        None => config
+            .users
+            .iter()
+            .find(|u| u.server_password().is_some())
+            .or(config.users.first()),
+    }
+}
+
 /// Who a control-plane connection logs in as, and where.
 pub struct ControlLogin<'a> {
     /// Server role.

@@ -4,17 +4,27 @@
 //! the proxy needs per-connection protocol state (prepared statements,
 //! session parameters, transaction status) inspected on every return, plus
 //! min-idle, idle-timeout and lifetime rules; the whole pool is small.
+//!
+//! All pools share one [`PauseGate`] (the console's PAUSE / RESUME), and
+//! each keeps a record of its open connections ([`ServerRecords`]) for
+//! `SHOW SERVERS`. RELOAD replaces a pool whose settings changed by
+//! [`Pool::retire`]-ing it: the sessions still holding it check out from
+//! its successor, and its own connections close as they come back.
+
+pub mod gate;
+pub mod servers;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::conn::{ConnectError, ServerConn, ServerTarget};
 use crate::net::messages::PgError;
+pub use gate::PauseGate;
+pub use servers::{ServerRecord, ServerRecords};
 
 /// Limits of one pool.
 #[derive(Debug, Clone, PartialEq)]
@@ -117,55 +127,75 @@ pub struct Pool {
     target: ServerTarget,
     limits: PoolLimits,
     permits: Arc<Semaphore>,
-    idle: Mutex<Vec<ServerConn>>,
+    idle: Mutex<Vec<Pooled>>,
     open: AtomicUsize,
     dialect: Mutex<ServerDialect>,
+    gate: Arc<PauseGate>,
+    /// Set when RELOAD replaced this pool: checkouts go there, and
+    /// connections coming back here close.
+    successor: OnceLock<Arc<Pool>>,
+    servers: ServerRecords,
     /// Live counters.
     pub counters: PoolCounters,
+}
+
+/// An open server connection with its `SHOW SERVERS` record.
+struct Pooled {
+    conn: ServerConn,
+    record: Arc<ServerRecord>,
 }
 
 /// A server connection lent to one client. Returned with [`Pool::give_back`];
 /// dropped any other way it is closed, so a connection in an unknown state
 /// never reaches another client.
 pub struct Lease {
-    conn: Option<ServerConn>,
+    conn: Option<Pooled>,
     _permit: OwnedSemaphorePermit,
-    pool: Arc<Pool>,
+    /// Where the connection goes back to.
+    home: Arc<Pool>,
+    /// The pool the session asked, when RELOAD had replaced it and the
+    /// connection came from its successor.
+    asked: Option<Arc<Pool>>,
 }
 
 impl Lease {
     /// The leased connection.
     pub fn conn(&mut self) -> &mut ServerConn {
-        self.conn
+        &mut self
+            .conn
             .as_mut()
             .expect("a lease holds its connection until it ends")
+            .conn
     }
 
     /// Read-only view of the leased connection.
     pub fn conn_ref(&self) -> &ServerConn {
-        self.conn
+        &self
+            .conn
             .as_ref()
             .expect("a lease holds its connection until it ends")
+            .conn
     }
 
-    /// The pool this lease came from.
+    /// The pool this lease was asked of (the session's own pool, even when
+    /// RELOAD replaced it and the connection came from the replacement).
     pub fn pool(&self) -> &Arc<Pool> {
-        &self.pool
+        self.asked.as_ref().unwrap_or(&self.home)
     }
 }
 
 impl Drop for Lease {
     fn drop(&mut self) {
-        if self.conn.take().is_some() {
-            self.pool.note_closed();
+        if let Some(pooled) = self.conn.take() {
+            self.home.close(pooled);
         }
     }
 }
 
 impl Pool {
     /// A new, empty pool; connections open on demand (and up to `min_idle`
-    /// through [`Pool::maintain`]).
-    pub fn new(target: ServerTarget, limits: PoolLimits) -> Arc<Pool> {
+    /// through [`Pool::maintain`]). Checkouts wait while `gate` is paused.
+    pub fn new(target: ServerTarget, limits: PoolLimits, gate: Arc<PauseGate>) -> Arc<Pool> {
         Arc::new(Pool {
             permits: Arc::new(Semaphore::new(limits.size)),
             target,
@@ -173,6 +203,9 @@ impl Pool {
             idle: Mutex::new(Vec::new()),
             open: AtomicUsize::new(0),
             dialect: Mutex::new(ServerDialect::default()),
+            gate,
+            successor: OnceLock::new(),
+            servers: ServerRecords::default(),
             counters: PoolCounters::default(),
         })
     }
@@ -206,49 +239,95 @@ impl Pool {
             .saturating_sub(self.permits.available_permits())
     }
 
+    /// The open connections, for `SHOW SERVERS`.
+    pub fn servers(&self) -> Vec<Arc<ServerRecord>> {
+        self.servers.snapshot()
+    }
+
+    /// Whether RELOAD replaced this pool (its connections close as they
+    /// come back).
+    pub fn is_retired(&self) -> bool {
+        self.successor.get().is_some()
+    }
+
+    /// Hands new checkouts to `successor` and closes the idle connections;
+    /// lent ones close when they come back. Used by RELOAD when the pool's
+    /// limits or server credentials changed.
+    pub fn retire(&self, successor: Arc<Pool>) {
+        if self.successor.set(successor).is_ok() {
+            self.close_idle();
+        }
+    }
+
     /// How the pool's server reports parameters (see [`ServerDialect`]).
     pub fn dialect(&self) -> std::sync::MutexGuard<'_, ServerDialect> {
         self.dialect.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<ServerConn>> {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, Vec<Pooled>> {
         self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn note_closed(&self) {
+    fn close(&self, pooled: Pooled) {
+        self.servers.unregister(&pooled.record);
         self.open.fetch_sub(1, Ordering::Relaxed);
         self.counters.closed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Lends a connection, waiting up to the checkout timeout for a free one.
-    /// Idle connections that died or aged out are closed on the way.
+    /// Whether a connection coming back stays open for the next client:
+    /// not while paused (PAUSE drains the servers) nor once retired.
+    fn keeps_idle(&self) -> bool {
+        !self.gate.is_paused() && !self.is_retired()
+    }
+
+    /// Lends a connection, waiting up to the checkout timeout for a free one
+    /// (and for RESUME while the pools are paused). Idle connections that
+    /// died or aged out are closed on the way. A pool replaced by RELOAD
+    /// lends from its replacement.
     pub async fn checkout(self: &Arc<Self>) -> Result<Lease, PgError> {
-        let permit = match self.permits.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => self.wait_for_permit().await?,
-        };
-        while let Some(conn) = self.take_idle() {
-            if self.reusable(&conn, Instant::now()) {
-                return Ok(self.lease(conn, permit));
-            }
-            self.note_closed();
+        if self.successor.get().is_none() {
+            return self.lend().await;
         }
-        let conn = self
+        let mut newest = Arc::clone(self);
+        while let Some(next) = newest.successor.get() {
+            newest = Arc::clone(next);
+        }
+        let mut lease = newest.lend().await?;
+        lease.asked = Some(Arc::clone(self));
+        Ok(lease)
+    }
+
+    async fn lend(self: &Arc<Self>) -> Result<Lease, PgError> {
+        let ready = match self.gate.is_paused() {
+            true => None,
+            false => self.permits.clone().try_acquire_owned().ok(),
+        };
+        let permit = match ready {
+            Some(permit) => permit,
+            None => self.queue().await?,
+        };
+        while let Some(pooled) = self.take_idle() {
+            if self.reusable(&pooled.conn, Instant::now()) {
+                return Ok(self.lease(pooled, permit));
+            }
+            self.close(pooled);
+        }
+        let pooled = self
             .open_connection()
             .await
             .map_err(|e| e.to_client_error())?;
-        Ok(self.lease(conn, permit))
+        Ok(self.lease(pooled, permit))
     }
 
     /// The slow path of checkout: queue (fairly, first come first served)
-    /// for a connection until the checkout timeout.
-    async fn wait_for_permit(&self) -> Result<OwnedSemaphorePermit, PgError> {
+    /// for RESUME and a connection until the checkout timeout.
+    async fn queue(&self) -> Result<OwnedSemaphorePermit, PgError> {
         self.counters.waiting.fetch_add(1, Ordering::Relaxed);
         let queued = Instant::now();
-        let permit = tokio::time::timeout(
-            self.limits.checkout_timeout,
-            self.permits.clone().acquire_owned(),
-        )
+        let permit = tokio::time::timeout(self.limits.checkout_timeout, async {
+            self.gate.opened().await;
+            self.permits.clone().acquire_owned().await
+        })
         .await;
         self.counters.waiting.fetch_sub(1, Ordering::Relaxed);
         self.counters.waits.fetch_add(1, Ordering::Relaxed);
@@ -265,32 +344,43 @@ impl Pool {
                     .fetch_add(1, Ordering::Relaxed);
                 // The session ends: its statement cannot run, and a client
                 // that queued this long is better off reconnecting.
-                Err(PgError::fatal(
-                    "53300",
-                    format!(
-                        "no server connection to {} became free within {} ms",
-                        self.target.address,
-                        self.limits.checkout_timeout.as_millis()
-                    ),
-                )
-                .with_hint("raise pool.size or pool.checkout_timeout_ms, or shorten transactions"))
+                Err(self.checkout_timeout_error())
             }
         }
     }
 
-    fn take_idle(&self) -> Option<ServerConn> {
+    fn checkout_timeout_error(&self) -> PgError {
+        let waited = format!(
+            "no server connection to {} became free within {} ms",
+            self.target.address,
+            self.limits.checkout_timeout.as_millis()
+        );
+        if self.gate.is_paused() {
+            return PgError::fatal(
+                "57P03",
+                format!("{waited}: shardwire is paused (PAUSE in the admin console)"),
+            )
+            .with_hint("RESUME in the admin console lets queries run again");
+        }
+        PgError::fatal("53300", waited)
+            .with_hint("raise pool.size or pool.checkout_timeout_ms, or shorten transactions")
+    }
+
+    fn take_idle(&self) -> Option<Pooled> {
         self.lock_idle().pop()
     }
 
-    fn lease(self: &Arc<Self>, conn: ServerConn, permit: OwnedSemaphorePermit) -> Lease {
+    fn lease(self: &Arc<Self>, pooled: Pooled, permit: OwnedSemaphorePermit) -> Lease {
+        pooled.record.mark_lent();
         Lease {
-            conn: Some(conn),
+            conn: Some(pooled),
             _permit: permit,
-            pool: Arc::clone(self),
+            home: Arc::clone(self),
+            asked: None,
         }
     }
 
-    async fn open_connection(&self) -> Result<ServerConn, ConnectError> {
+    async fn open_connection(&self) -> Result<Pooled, ConnectError> {
         let conn = ServerConn::connect(
             &self.target,
             self.limits.connect_timeout,
@@ -302,7 +392,8 @@ impl Pool {
             .get_or_insert_with(|| conn.reported.clone());
         self.open.fetch_add(1, Ordering::Relaxed);
         self.counters.opened.fetch_add(1, Ordering::Relaxed);
-        Ok(conn)
+        let record = self.servers.register(conn.cancel.pid);
+        Ok(Pooled { conn, record })
     }
 
     fn reusable(&self, conn: &ServerConn, now: Instant) -> bool {
@@ -310,55 +401,65 @@ impl Pool {
     }
 
     /// Takes a connection back. Only a clean one (idle, nothing buffered)
-    /// is kept for the next client; anything else is closed.
+    /// is kept for the next client, and only while the pool is neither
+    /// paused nor retired; anything else is closed.
     pub fn give_back(mut lease: Lease) {
-        let Some(mut conn) = lease.conn.take() else {
+        let Some(mut pooled) = lease.conn.take() else {
             return;
         };
         // The connection is back in the idle list (or counted closed)
         // before the permit is released with `lease`: a waiting checkout
         // then finds it instead of opening one more than the pool size.
-        if conn.is_clean() {
-            conn.idle_since = Instant::now();
-            conn.wrote = false;
-            lease.pool.lock_idle().push(conn);
+        if pooled.conn.is_clean() && lease.home.keeps_idle() {
+            pooled.conn.idle_since = Instant::now();
+            pooled.conn.wrote = false;
+            pooled.record.mark_idle();
+            lease.home.lock_idle().push(pooled);
         } else {
-            lease.pool.note_closed();
+            lease.home.close(pooled);
         }
         drop(lease);
     }
 
     /// Closes idle connections past their idle time or lifetime, and opens
-    /// new ones up to `min_idle`. Called periodically by the pool registry.
+    /// new ones up to `min_idle`; a paused or retired pool only closes its
+    /// idle connections. Called periodically by the pool registry.
     pub async fn maintain(self: &Arc<Self>) {
+        if !self.keeps_idle() {
+            self.close_idle();
+            return;
+        }
         let now = Instant::now();
-        let expired: Vec<ServerConn> = {
+        let expired: Vec<Pooled> = {
             let mut idle = self.lock_idle();
             let mut keep = Vec::with_capacity(idle.len());
             let mut expired = Vec::new();
             // Longest idle first: those are closed first, and the most recently
             // used end up last, where checkout pops from.
-            idle.sort_by_key(|c| std::cmp::Reverse(now.duration_since(c.idle_since)));
+            idle.sort_by_key(|p| std::cmp::Reverse(now.duration_since(p.conn.idle_since)));
             let total = idle.len();
-            for (i, conn) in idle.drain(..).enumerate() {
+            for (i, pooled) in idle.drain(..).enumerate() {
                 let surplus = total - i > self.limits.min_idle;
-                let too_idle =
-                    surplus && now.duration_since(conn.idle_since) >= self.limits.idle_timeout;
-                if too_idle || !self.reusable(&conn, now) {
-                    expired.push(conn);
+                let too_idle = surplus
+                    && now.duration_since(pooled.conn.idle_since) >= self.limits.idle_timeout;
+                if too_idle || !self.reusable(&pooled.conn, now) {
+                    expired.push(pooled);
                 } else {
-                    keep.push(conn);
+                    keep.push(pooled);
                 }
             }
             *idle = keep;
             expired
         };
-        for _ in expired {
-            self.note_closed();
+        for pooled in expired {
+            self.close(pooled);
         }
-        while self.idle_count() < self.limits.min_idle && self.open_count() < self.limits.size {
+        while self.keeps_idle()
+            && self.idle_count() < self.limits.min_idle
+            && self.open_count() < self.limits.size
+        {
             match self.open_connection().await {
-                Ok(conn) => self.lock_idle().push(conn),
+                Ok(pooled) => self.lock_idle().push(pooled),
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot open min_idle connection");
                     break;
@@ -367,11 +468,11 @@ impl Pool {
         }
     }
 
-    /// Closes every idle connection (used on shutdown and PAUSE).
+    /// Closes every idle connection (used on shutdown, PAUSE and RELOAD).
     pub fn close_idle(&self) {
-        let drained: Vec<ServerConn> = self.lock_idle().drain(..).collect();
-        for _ in drained {
-            self.note_closed();
+        let drained: Vec<Pooled> = self.lock_idle().drain(..).collect();
+        for pooled in drained {
+            self.close(pooled);
         }
     }
 }

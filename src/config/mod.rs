@@ -5,8 +5,10 @@
 //! rename existing keys. Every field has a default where one is sensible, so a
 //! minimal file names only users, databases and shards.
 
+mod live;
 mod observe;
 mod replicas;
+mod settings;
 mod shard_maps;
 mod validate;
 
@@ -19,6 +21,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::sharding::map::ShardMap;
+pub use live::restart_only_changes;
 pub use observe::{MetricsSettings, ObserveSettings};
 pub use replicas::{LoadBalance, ReplicaSettings};
 pub(crate) use validate::Checker;

@@ -443,7 +443,7 @@ fn sharding_state(
     };
     Some(Box::new(sharded::ShardState::new(
         map,
-        Arc::clone(shared.routers.get(&login.database)?),
+        Arc::clone(runtime.routers.get(&login.database)?),
         config.shards.iter().map(|s| s.name.clone()).collect(),
         servers,
         reads,

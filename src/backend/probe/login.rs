@@ -8,7 +8,7 @@ use tokio::task::JoinHandle;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::backend::topology::{Lsn, ServerStatus, parse_lsn};
-use crate::config::{Config, User};
+use crate::config::Config;
 use crate::net::messages::PgError;
 
 /// Role, WAL position and (out of recovery) WAL file name, whose first 8
@@ -75,14 +75,7 @@ impl ProbeLogin {
     /// password, else the first user; on the first database's server
     /// database (`postgres` without databases). `None`: no such user.
     pub(super) fn from_config(config: &Config) -> Option<ProbeLogin> {
-        let user: &User = match &config.replicas.probe_user {
-            Some(name) => config.user(name)?,
-            None => config
-                .users
-                .iter()
-                .find(|u| u.server_password().is_some())
-                .or(config.users.first())?,
-        };
+        let user = crate::backend::control::control_user(config)?;
         Some(ProbeLogin {
             user: user.server_user().to_string(),
             password: user.server_password().map(str::to_string),
