@@ -263,6 +263,22 @@ async fn a_single_shard_proxy_reports_connections_queries_errors_and_traffic() {
     // No replicas: no lag series.
     assert!(values(&scraped, "shardwire_replica_lag_bytes", &[]).is_empty());
 
+    // RELOAD replaces the pool (new limits) with one whose own counters
+    // start at 0: the exported totals keep growing from where they were.
+    let opened = one(&scraped, "shardwire_server_connections_opened_total", &pool);
+    let mut reloaded = env.config.clone();
+    reloaded.pool.size += 1;
+    assert_eq!(env.proxy.shared.reload(reloaded).expect("reload"), 1);
+    let other = env.connect().await;
+    other.simple_query("SELECT 2").await.expect("query");
+    let scraped = scrape(addr).await;
+    assert!(
+        one(&scraped, "shardwire_server_connections_opened_total", &pool) >= opened + 1.0,
+        "{}",
+        dump(&scraped)
+    );
+    drop(other);
+
     // The client leaves: its gauge drops to 0, totals stay.
     drop(client);
     let scraped = scrape_until(addr, "the client's departure", |s| {

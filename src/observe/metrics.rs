@@ -15,6 +15,7 @@ mod families;
 mod http;
 mod state;
 mod statements;
+mod totals;
 
 pub use http::bind;
 
@@ -140,8 +141,11 @@ impl Registrar<'_> {
     }
 
     fn counter(&self, family: &Family, labels: Vec<Label>) -> Counter {
-        self.recorder
-            .register_counter(&self.key(family, labels), &METADATA)
+        self.counter_for(&self.key(family, labels))
+    }
+
+    fn counter_for(&self, key: &Key) -> Counter {
+        self.recorder.register_counter(key, &METADATA)
     }
 
     fn gauge_for(&self, key: &Key) -> Gauge {

@@ -3,10 +3,13 @@
 //!
 //! Their sources already keep the numbers (atomics and small snapshots),
 //! so reading them when Prometheus asks costs nothing on the client path
-//! and is never stale. Totals kept by the sources become counters set to
-//! their absolute value; the rest are gauges.
+//! and is never stale. Totals kept by the sources become counters (see
+//! [`super::totals`] for those of pools and parse caches, which RELOAD may
+//! replace); the rest are gauges.
 
-use std::collections::{BTreeMap, HashSet};
+use std::any::Any;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use metrics::{Key, Label};
@@ -19,23 +22,40 @@ use super::families::{
     REPLICA_LAG_BYTES, REPLICA_LAG_SECONDS, SERVER_CONNECTIONS, SERVER_CONNECTIONS_CLOSED,
     SERVER_CONNECTIONS_OPENED,
 };
+use super::totals::SourceTotals;
 use crate::proxy::Shared;
 
-/// Writes one refresh's values, remembering which gauges it set.
+/// Collects one refresh's values.
 struct Frame<'a> {
     registrar: &'a Registrar<'a>,
-    gauges: HashSet<Key>,
+    /// Gauge values; a series named twice (a pool and its retired
+    /// predecessor) adds up.
+    gauges: HashMap<Key, f64>,
+    sources: &'a mut SourceTotals,
 }
 
 impl Frame<'_> {
     fn gauge(&mut self, family: &Family, labels: Vec<Label>, value: f64) {
         let key = self.registrar.key(family, labels);
-        self.registrar.gauge_for(&key).set(value);
-        self.gauges.insert(key);
+        *self.gauges.entry(key).or_default() += value;
     }
 
+    /// A total the proxy keeps for its whole life.
     fn total(&self, family: &Family, labels: Vec<Label>, value: u64) {
         self.registrar.counter(family, labels).absolute(value);
+    }
+
+    /// A total kept by `source`, which RELOAD may replace.
+    fn total_of<T: Any + Send + Sync>(
+        &mut self,
+        family: &Family,
+        labels: Vec<Label>,
+        source: &Arc<T>,
+        total: u64,
+    ) {
+        let key = self.registrar.key(family, labels);
+        let gained = self.sources.gained(&key, source, total);
+        self.registrar.counter_for(&key).increment(gained);
     }
 }
 
@@ -45,14 +65,17 @@ impl Frame<'_> {
 #[derive(Default)]
 pub struct StateMetrics {
     last_gauges: HashSet<Key>,
+    sources: SourceTotals,
 }
 
 impl StateMetrics {
     /// Sets every state-derived metric from `shared`.
-    pub fn refresh(&mut self, registrar: &Registrar, shared: &Shared) {
+    pub(super) fn refresh(&mut self, registrar: &Registrar, shared: &Shared) {
+        self.sources.begin();
         let mut frame = Frame {
             registrar,
-            gauges: HashSet::new(),
+            gauges: HashMap::new(),
+            sources: &mut self.sources,
         };
         clients(&mut frame, shared);
         pools(&mut frame, shared);
@@ -62,10 +85,15 @@ impl StateMetrics {
         frame.total(&CLIENT_BYTES_RECEIVED, vec![], received);
         frame.total(&CLIENT_BYTES_SENT, vec![], sent);
         frame.total(&EVENTS_DROPPED, vec![], shared.observer.dropped());
-        for gone in self.last_gauges.difference(&frame.gauges) {
+        let gauges = frame.gauges;
+        for (key, value) in &gauges {
+            registrar.gauge_for(key).set(*value);
+        }
+        for gone in self.last_gauges.iter().filter(|k| !gauges.contains_key(*k)) {
             registrar.gauge_for(gone).set(0.0);
         }
-        self.last_gauges = frame.gauges;
+        self.last_gauges = gauges.into_keys().collect();
+        self.sources.finish();
     }
 }
 
@@ -83,7 +111,7 @@ fn clients(frame: &mut Frame, shared: &Shared) {
 
 fn pools(frame: &mut Frame, shared: &Shared) {
     let runtime = shared.runtime();
-    for (key, pool) in shared.pools.snapshot() {
+    for (key, pool) in shared.pools.snapshot_with_retired() {
         let shard = runtime
             .config
             .shards
@@ -110,27 +138,23 @@ fn pools(frame: &mut Frame, shared: &Shared) {
         let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         let waiting = counters.waiting.load(Ordering::Relaxed);
         frame.gauge(&POOL_CLIENTS_WAITING, labels(), waiting as f64);
-        frame.total(&POOL_WAITS, labels(), load(&counters.waits));
-        frame.total(
-            &POOL_WAIT_MICROSECONDS,
-            labels(),
-            load(&counters.wait_micros),
-        );
-        frame.total(
-            &POOL_CHECKOUT_TIMEOUTS,
-            labels(),
-            load(&counters.checkout_timeouts),
-        );
-        frame.total(&SERVER_CONNECTIONS_OPENED, labels(), load(&counters.opened));
-        frame.total(&SERVER_CONNECTIONS_CLOSED, labels(), load(&counters.closed));
+        for (family, counter) in [
+            (&POOL_WAITS, &counters.waits),
+            (&POOL_WAIT_MICROSECONDS, &counters.wait_micros),
+            (&POOL_CHECKOUT_TIMEOUTS, &counters.checkout_timeouts),
+            (&SERVER_CONNECTIONS_OPENED, &counters.opened),
+            (&SERVER_CONNECTIONS_CLOSED, &counters.closed),
+        ] {
+            frame.total_of(family, labels(), &pool, load(counter));
+        }
     }
 }
 
 fn parse_caches(frame: &mut Frame, shared: &Shared) {
-    for (database, cache) in &shared.routers {
+    for (database, cache) in &shared.runtime().routers {
         let labels = || vec![Label::new("database", database.clone())];
-        frame.total(&PARSE_CACHE_HITS, labels(), cache.hits());
-        frame.total(&PARSE_CACHE_MISSES, labels(), cache.misses());
+        frame.total_of(&PARSE_CACHE_HITS, labels(), cache, cache.hits());
+        frame.total_of(&PARSE_CACHE_MISSES, labels(), cache, cache.misses());
         frame.gauge(&PARSE_CACHE_ENTRIES, labels(), cache.len() as f64);
     }
 }
