@@ -49,7 +49,8 @@ static METADATA: Metadata<'static> =
     Metadata::new(module_path!(), Level::INFO, Some(module_path!()));
 
 /// The proxy's metrics: its own recorder, the handle that renders it, and
-/// the pre-registered per-statement handles.
+/// the per-statement handles (registered once per database and SQLSTATE,
+/// then reused).
 pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
