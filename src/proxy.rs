@@ -42,6 +42,10 @@ pub struct Runtime {
     /// Parse and routing-analysis caches, one per routed database (see
     /// [`routed_map`]; map versions of different databases are unrelated).
     pub routers: HashMap<String, Arc<RouterCache>>,
+    /// 1 for the config the proxy started with, one more for each RELOAD
+    /// applied: operators compare it across proxies (`SHOW VERSION`) to see
+    /// that every one runs the same snapshot.
+    pub generation: u64,
 }
 
 impl Runtime {
@@ -89,6 +93,7 @@ impl Runtime {
             secrets,
             tls,
             routers,
+            generation: previous.map_or(1, |p| p.generation + 1),
         })
     }
 }

@@ -524,6 +524,19 @@ async fn reload_refuses_a_broken_config_and_applies_a_good_one_live() {
     assert_eq!(code, "55000");
     assert!(message.contains("proxy.listen"), "{message}");
 
+    let generation = |rows: Vec<tokio_postgres::SimpleQueryMessage>| {
+        rows.into_iter()
+            .find_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => {
+                    row.get("config_generation").map(str::to_string)
+                }
+                _ => None,
+            })
+            .expect("SHOW VERSION has a row")
+    };
+    let before = generation(console.simple_query("SHOW VERSION").await.unwrap());
+    assert_eq!(before, "1", "refused reloads change nothing");
+
     // A good change: a new user, a bigger pool.
     let mut good = config.clone();
     good.pool.size = 6;
@@ -535,6 +548,8 @@ async fn reload_refuses_a_broken_config_and_applies_a_good_one_live() {
         printed.trim().is_empty(),
         "RELOAD prints nothing with -q: {printed}"
     );
+    let after = generation(console.simple_query("SHOW VERSION").await.unwrap());
+    assert_eq!(after, "2", "an applied reload is a new config generation");
 
     // The client mid-transaction goes on and commits.
     writer

@@ -151,8 +151,11 @@ impl Command {
             Command::ShowConfig => Ok(show_config(shared)),
             Command::ShowReplicas => Ok(show_replicas(shared)),
             Command::ShowVersion => Ok(result_set(
-                &["version"],
-                &[vec![format!("shardwire {}", env!("CARGO_PKG_VERSION"))]],
+                &["version", "config_generation"],
+                &[vec![
+                    format!("shardwire {}", env!("CARGO_PKG_VERSION")),
+                    shared.runtime().generation.to_string(),
+                ]],
                 "SHOW",
             )),
             Command::Reload => super::reload::reload(shared).await,
