@@ -337,6 +337,63 @@ async fn a_replica_stopped_under_load_fails_no_read_and_comes_back() {
     }
 }
 
+/// Regression: a replica backend that is terminated flushes the answers it
+/// was holding for an unsynced batch (here to Parse and Describe) before
+/// its FATAL error. That error then arrives with no answer pending, but the
+/// read is still held for a retry: it must run again elsewhere, and the
+/// client must never see a part of the failed read (a ParameterDescription
+/// without the ParseComplete queued before it broke drivers' prepare).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_terminated_before_the_sync_fails_no_read() {
+    use postgres_protocol::message::frontend;
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    env.wait_for("the replica is in rotation", |r| r[1].in_rotation)
+        .await;
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    raw.send(|out| {
+        frontend::parse("s1", "SELECT 1 AS held_read", [], out).unwrap();
+        frontend::describe(b'S', "s1", out).unwrap();
+    })
+    .await;
+    // The replica holds its answer until the Sync, which is not sent yet.
+    let replica = ReplicaEnv::connect_server(&env.replicas[0]).await;
+    no_hang("the read reaches the replica", async {
+        loop {
+            let terminated: i64 = replica
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE query = 'SELECT 1 AS held_read' AND pid <> pg_backend_pid()",
+                    &[],
+                )
+                .await
+                .expect("terminate the read's backend")
+                .get(0);
+            if terminated > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // Until the proxy has dealt with the failure (and banned the replica),
+    // the client may get the ParseComplete queued before the read, and
+    // nothing of the read itself.
+    let mut seen = String::new();
+    loop {
+        tokio::select! {
+            () = env.wait_for("the failed replica is banned", |r| r[1].banned) => break,
+            m = raw.recv() => {
+                seen.push(char::from(m.tag));
+                assert_eq!(seen, "1", "before its Sync, the client got a part of the failed read");
+            }
+        }
+    }
+    raw.send(frontend::sync).await;
+    let answer = no_hang("the read run again", raw.until_ready()).await;
+    seen.push_str(&answer.tags);
+    assert_eq!(seen, "1tTZ", "errors: {:?}", answer.errors);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_a_promoted_replica_without_a_restart() {
     let mut env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;

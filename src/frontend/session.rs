@@ -136,6 +136,8 @@ impl Session {
             }
             end => end,
         };
+        // Output held for a retry goes out behind what was queued before it.
+        self.settle_retry_point(true);
         if let SessionEnd::Fatal(e) = &end {
             e.encode(&mut self.outbox);
         }
@@ -153,6 +155,13 @@ impl Session {
                 return end;
             }
             if let Err(e) = self.handle_server_messages() {
+                // A replica that failed a held read (a terminated backend
+                // flushes what it had for an unsynced batch, then its
+                // FATAL comes with no answer pending): the read runs
+                // again elsewhere, as when the connection just drops.
+                if self.retry_read() {
+                    continue;
+                }
                 return SessionEnd::Fatal(e);
             }
             self.pipeline.release_replies(&mut self.outbox);
