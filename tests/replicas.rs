@@ -337,6 +337,133 @@ async fn a_replica_stopped_under_load_fails_no_read_and_comes_back() {
     }
 }
 
+/// Terminates the replica backend running `sql` (a read the proxy holds
+/// for a retry, its batch not synced yet), then waits until the proxy has
+/// dealt with the failure and banned the replica. Returns the message tags
+/// the client got meanwhile: only `queued_before` (the proxy's answers
+/// to messages before the read), never a part of the failed read.
+async fn terminate_held_read(
+    env: &ReplicaEnv,
+    raw: &mut common::raw::Raw,
+    sql: &str,
+    queued_before: &str,
+) -> String {
+    let replica = ReplicaEnv::connect_server(&env.replicas[0]).await;
+    no_hang("the read reaches the replica", async {
+        loop {
+            let terminated: i64 = replica
+                .query_one(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity
+                     WHERE query = $1 AND pid <> pg_backend_pid()",
+                    &[&sql],
+                )
+                .await
+                .expect("terminate the read's backend")
+                .get(0);
+            if terminated > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut seen = String::new();
+    loop {
+        tokio::select! {
+            () = env.wait_for("the failed replica is banned", |r| r[1].banned) => return seen,
+            m = raw.recv() => {
+                seen.push(char::from(m.tag));
+                assert!(
+                    queued_before.starts_with(&seen),
+                    "before its Sync, the client got {seen:?}: a part of the failed read",
+                );
+            }
+        }
+    }
+}
+
+/// Regression: a replica backend that is terminated flushes the answers it
+/// holds for an unsynced batch (here to Parse and Describe) with its FATAL
+/// error, which then comes with no answer pending. The read must still run
+/// again elsewhere; the client once got a ParameterDescription without the
+/// ParseComplete queued before it (tokio-postgres: UnexpectedMessage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_terminated_before_the_sync_fails_no_read() {
+    use postgres_protocol::message::frontend;
+    const SQL: &str = "SELECT 1 AS held_describe";
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    env.wait_for("the replica is in rotation", |r| r[1].in_rotation)
+        .await;
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    raw.send(|out| {
+        frontend::parse("s1", SQL, [], out).unwrap();
+        frontend::describe(b'S', "s1", out).unwrap();
+    })
+    .await;
+    let mut seen = terminate_held_read(&env, &mut raw, SQL, "1").await;
+    raw.send(frontend::sync).await;
+    let answer = no_hang("the read run again", raw.until_ready()).await;
+    seen.push_str(&answer.tags);
+    assert_eq!(seen, "1tTZ", "errors: {:?}", answer.errors);
+}
+
+/// Regression: a replica backend terminated while it executes a statement
+/// of an unsynced batch answers it with its FATAL error, which the
+/// pipeline takes as the answer: the read looked complete and the error
+/// reached the client instead of the read running again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_terminated_during_an_unsynced_execute_fails_no_read() {
+    use postgres_protocol::message::frontend;
+    const SQL: &str =
+        "SELECT pg_sleep(CASE WHEN pg_is_in_recovery() THEN 60 ELSE 0 END) AS held_execute";
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    env.wait_for("the replica is in rotation", |r| r[1].in_rotation)
+        .await;
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    raw.send(|out| {
+        frontend::parse("", SQL, [], out).unwrap();
+        common::raw::bind_text(out, "", "", &[], 0);
+        frontend::execute("", 0, out).unwrap();
+    })
+    .await;
+    let mut seen = terminate_held_read(&env, &mut raw, SQL, "1").await;
+    raw.send(frontend::sync).await;
+    let answer = no_hang("the read run again", raw.until_ready()).await;
+    seen.push_str(&answer.tags);
+    assert_eq!(seen, "12DCZ", "errors: {:?}", answer.errors);
+}
+
+/// A read held for a retry waits for its batch's Sync, unless the client
+/// sends a Flush: then it may wait for the answers before syncing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_read_reaches_a_client_that_flushes_before_its_sync() {
+    use postgres_protocol::message::frontend;
+    let env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;
+    env.wait_for("the replica is in rotation", |r| r[1].in_rotation)
+        .await;
+    let before = env.reads()[1];
+    let mut raw = common::raw::Raw::connect(env.proxy.addrs[0].port()).await;
+    raw.send(|out| {
+        frontend::parse("", "SELECT 1", [], out).unwrap();
+        common::raw::bind_text(out, "", "", &[], 0);
+        frontend::execute("", 0, out).unwrap();
+        frontend::flush(out);
+    })
+    .await;
+    let mut seen = String::new();
+    for _ in 0..4 {
+        seen.push(char::from(raw.recv().await.tag));
+    }
+    assert_eq!(seen, "12DC");
+    assert_eq!(
+        env.reads()[1],
+        before + 1,
+        "the read did not go to the replica"
+    );
+    raw.send(frontend::sync).await;
+    assert_eq!(no_hang("the Sync", raw.until_ready()).await.tags, "Z");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn writes_follow_a_promoted_replica_without_a_restart() {
     let mut env = ReplicaEnv::start(vec![ReplicaOptions::default()], |_| {}).await;

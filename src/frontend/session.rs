@@ -136,6 +136,8 @@ impl Session {
             }
             end => end,
         };
+        // Output held for a retry goes out behind what was queued before it.
+        self.settle_retry_point(true);
         if let SessionEnd::Fatal(e) = &end {
             e.encode(&mut self.outbox);
         }
@@ -153,6 +155,13 @@ impl Session {
                 return end;
             }
             if let Err(e) = self.handle_server_messages() {
+                // A replica that failed a held read (a terminated backend
+                // flushes what it had for an unsynced batch, then its
+                // FATAL comes with no answer pending): the read runs
+                // again elsewhere, as when the connection just drops.
+                if self.retry_read() {
+                    continue;
+                }
                 return SessionEnd::Fatal(e);
             }
             self.pipeline.release_replies(&mut self.outbox);
@@ -322,7 +331,7 @@ impl Session {
                 let write_server = !server_outbox.is_empty();
                 tokio::select! {
                     biased;
-                    io = write_or_flush(client_wr, outbox), if write_client || flush_client => io,
+                    io = write_or_flush(client_wr, outbox, write_client), if write_client || flush_client => io,
                     r = writer.write_buf(server_outbox), if write_server => Io::ServerWrote(r),
                     r = reader.read_buf(server_inbox), if read_server => Io::ServerRead(r),
                     r = client_rd.read_buf(inbox), if read_client => Io::ClientRead(r),
@@ -335,7 +344,7 @@ impl Session {
             None => {
                 tokio::select! {
                     biased;
-                    io = write_or_flush(client_wr, outbox), if write_client || flush_client => io,
+                    io = write_or_flush(client_wr, outbox, write_client), if write_client || flush_client => io,
                     r = client_rd.read_buf(inbox) => Io::ClientRead(r),
                 }
             }
@@ -914,14 +923,19 @@ fn invalid_message_type(tag: u8) -> SessionEnd {
     .into()
 }
 
-/// Writes buffered bytes to the client, or, when none are left, flushes
-/// what the transport still holds. The written bytes stay in `outbox`: the
-/// caller drops them with [`Session::client_wrote`].
-async fn write_or_flush(client: &mut WriteHalf<ClientStream>, outbox: &BytesMut) -> Io {
-    if outbox.is_empty() {
-        Io::ClientFlushed(client.flush().await)
-    } else {
+/// Writes buffered bytes to the client when `write`, else flushes what the
+/// transport still holds: output held for a retry is never written, even
+/// while earlier bytes wait for their flush. The written bytes stay in
+/// `outbox`: the caller drops them with [`Session::client_wrote`].
+async fn write_or_flush(
+    client: &mut WriteHalf<ClientStream>,
+    outbox: &BytesMut,
+    write: bool,
+) -> Io {
+    if write {
         Io::ClientWrote(client.write(outbox).await)
+    } else {
+        Io::ClientFlushed(client.flush().await)
     }
 }
 
@@ -1013,4 +1027,28 @@ pub fn session_only_keyword(sql: &[u8]) -> Option<&'static str> {
         .into_iter()
         .any(|k| k.eq_ignore_ascii_case("listen"))
         .then_some("LISTEN")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncReadExt;
+
+    /// A held answer waits in the outbox while earlier bytes still need
+    /// their flush: flushing must not write it.
+    #[tokio::test]
+    async fn a_flush_does_not_write_held_output() {
+        let (proxy_end, mut client_end) = tokio::net::UnixStream::pair().expect("socket pair");
+        let (_, mut writer) = tokio::io::split(ClientStream::Unix(proxy_end));
+        let held = BytesMut::from(&b"held answer"[..]);
+        let io = write_or_flush(&mut writer, &held, false).await;
+        assert!(matches!(io, Io::ClientFlushed(Ok(()))));
+        drop(writer);
+        let mut received = Vec::new();
+        client_end
+            .read_to_end(&mut received)
+            .await
+            .expect("read the client end");
+        assert!(received.is_empty(), "held output reached the client");
+    }
 }

@@ -10,12 +10,17 @@
 //! away, the replica is banned, and the client's messages are handled
 //! again: the router picks another replica or the primary, and the client
 //! never sees the failure. Once the answer is complete (or too large to
-//! hold) it is released and the point is gone.
+//! hold) it is released and the point is gone. In an extended batch the
+//! answer is complete only at the client's Sync (or Flush): before that a
+//! server sends nothing unless it is failing, and then what it flushes
+//! with its FATAL error (answers so far, an error that skips to Sync) is
+//! part of the failed read.
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frontend::pipeline::Pipeline;
 use crate::frontend::session::Session;
+use crate::net::messages::tag;
 
 /// Held answer bytes beyond which a read is no longer retryable: the
 /// answer then streams to the client as usual.
@@ -39,6 +44,9 @@ pub struct RetryPoint {
     /// The statement tracker's queue before the read (its statements are
     /// queued again when their messages are handled again).
     tracker_mark: usize,
+    /// The client sent a Flush since: it may wait for answers before its
+    /// Sync.
+    client_flushed: bool,
 }
 
 impl Session {
@@ -56,6 +64,7 @@ impl Session {
             messages: BytesMut::from(&message[..]),
             parsed: Vec::new(),
             tracker_mark: self.tracker.as_ref().map_or(0, |t| t.mark()),
+            client_flushed: false,
         };
         self.shard_state().retry = Some(Box::new(point));
     }
@@ -69,6 +78,7 @@ impl Session {
     pub(crate) fn note_client_message(&mut self, message: &[u8]) {
         if let Some(point) = self.sharding.as_deref_mut().and_then(|s| s.retry.as_mut()) {
             point.messages.extend_from_slice(message);
+            point.client_flushed |= message.first() == Some(&tag::FLUSH);
         }
     }
 
@@ -83,11 +93,16 @@ impl Session {
     /// hold; `force` releases it anyway (the session moves on to another
     /// server).
     pub(crate) fn settle_retry_point(&mut self, force: bool) {
-        let complete = !self.pipeline.has_server_answers_pending();
+        let answered = !self.pipeline.has_server_answers_pending();
+        let synced = !self.pipeline.unsynced();
         let Some(st) = self.sharding.as_deref_mut() else {
             return;
         };
-        if st.retry.is_none() || !(force || complete || self.outbox.len() > MAX_HELD) {
+        let Some(point) = st.retry.as_ref() else {
+            return;
+        };
+        let complete = answered && (synced || point.client_flushed);
+        if !(force || complete || self.outbox.len() > MAX_HELD) {
             return;
         }
         if let Some(point) = st.retry.take()
