@@ -127,8 +127,16 @@ pub async fn run(args: DemoArgs) -> Result<()> {
         _ = signals.recv() => {}
         _ = proxy.shared.shutdown_requested() => {}
     }
-    println!("stopping shardwire demo");
-    proxy.stop_listening();
+    println!(
+        "stopping shardwire demo: waiting for running transactions (Ctrl-C again to stop now)"
+    );
+    let timeout =
+        std::time::Duration::from_millis(proxy.shared.runtime().config.proxy.shutdown_timeout_ms);
+    // Like `serve`: open transactions may finish before the clusters stop.
+    tokio::select! {
+        _ = proxy.drain(timeout) => {}
+        _ = signals.recv() => {}
+    }
     drop(proxy);
     tokio::task::spawn_blocking(move || drop(shards))
         .await

@@ -400,13 +400,7 @@ impl Session {
             tracker.on_client_message(tag, &message);
         }
         if self.sharding.is_some() {
-            self.handle_sharded_message(tag, &message, body).await?;
-            if tag == tag::BIND
-                && let Some(tracker) = self.tracker.as_mut()
-            {
-                tracker.finish_bind(&message);
-            }
-            return Ok(());
+            return self.handle_sharded_message(tag, &message, body).await;
         }
         match tag {
             tag::SYNC => {

@@ -44,6 +44,10 @@ enum Kind {
     Execute,
     /// A Sync or FunctionCall: only answered by a ReadyForQuery.
     Marker,
+    /// Where the client ended a COPY IN (CopyDone or CopyFail): the
+    /// Syncs before it reached a server in COPY IN mode, which ignores
+    /// them.
+    CopyEnd,
 }
 
 /// One statement (or marker) awaiting its answer.
@@ -63,12 +67,14 @@ struct Unit {
 }
 
 /// A bound portal: the text and Bind of the statement it will execute,
-/// and where the Bind routed it.
+/// where routing sent it (a fan-out portal runs at its Bind or Describe),
+/// and when it was bound (its first Execute is timed from there).
 #[derive(Debug, Clone)]
 struct Portal {
     text: Bytes,
     bind: Bytes,
     route: Route,
+    bound: Option<(Instant, SystemTime)>,
 }
 
 /// Splits the client-bound byte stream into messages, keeping the start of
@@ -91,10 +97,14 @@ pub struct StatementTracker {
     portals: HashMap<Bytes, Portal>,
     queue: VecDeque<Unit>,
     scanner: Scanner,
-    /// Routing noted while handling a Bind (kept with its portal).
-    bind_route: Route,
+    /// The portal the message being handled routes (a Bind or a
+    /// Describe of a portal): routing noted meanwhile goes with it.
+    routing_portal: Option<Bytes>,
     /// The message being handled queued a unit (the queue's last).
     current_queued: bool,
+    /// The answers show the server in COPY IN and the client has not
+    /// ended it yet: its Syncs meanwhile get no answer.
+    copy_in: bool,
     /// Where every statement runs, for a session that is not routed.
     fixed_route: Option<Route>,
 }
@@ -115,8 +125,9 @@ impl StatementTracker {
             portals: HashMap::new(),
             queue: VecDeque::new(),
             scanner: Scanner::default(),
-            bind_route: Route::default(),
+            routing_portal: None,
             current_queued: false,
+            copy_in: false,
             fixed_route,
         }
     }
@@ -125,6 +136,7 @@ impl StatementTracker {
     /// skips while waiting for Sync).
     pub fn on_client_message(&mut self, tag: u8, message: &Bytes) {
         self.current_queued = false;
+        self.routing_portal = None;
         let body = &message[HEADER_LEN.min(message.len())..];
         match tag {
             tag::QUERY => {
@@ -141,33 +153,54 @@ impl StatementTracker {
                 }
             }
             tag::BIND => {
-                self.bind_route = Route::default();
                 if let Some((portal, statement, _)) = bind_parts(body) {
                     let text = self.statements.get(statement).cloned().unwrap_or_default();
+                    let name = message.slice_ref(portal);
                     self.portals.insert(
-                        message.slice_ref(portal),
+                        name.clone(),
                         Portal {
                             text,
                             bind: message.clone(),
                             route: Route::default(),
+                            bound: Some((Instant::now(), SystemTime::now())),
                         },
                     );
+                    self.routing_portal = Some(name);
+                }
+            }
+            tag::DESCRIBE => {
+                if let Some((b'P', name)) = target_parts(body) {
+                    self.routing_portal = Some(message.slice_ref(name));
                 }
             }
             tag::EXECUTE => {
-                let portal = split_cstr(body)
-                    .and_then(|(name, _)| self.portals.get(name))
-                    .cloned();
+                let portal = split_cstr(body).and_then(|(name, _)| self.portals.get_mut(name));
                 match portal {
                     Some(p) => {
-                        self.queue_unit(Kind::Execute, p.text, Some(p.bind));
-                        if let Some(unit) = self.queue.back_mut()
-                            && self.fixed_route.is_none()
-                        {
-                            unit.route = p.route;
+                        let (text, bind, route) = (p.text.clone(), p.bind.clone(), p.route);
+                        let bound = p.bound.take();
+                        self.queue_unit(Kind::Execute, text, Some(bind));
+                        if let Some(unit) = self.queue.back_mut() {
+                            if self.fixed_route.is_none() {
+                                unit.route = route;
+                            }
+                            // A portal's first Execute counts from its Bind:
+                            // a fan-out portal may already have run.
+                            if let Some((started, wall)) = bound {
+                                unit.started = started;
+                                unit.wall = wall;
+                            }
                         }
                     }
                     None => self.queue_unit(Kind::Execute, Bytes::new(), None),
+                }
+            }
+            tag::COPY_DONE | tag::COPY_FAIL => {
+                if self.copy_in {
+                    self.copy_in = false;
+                } else {
+                    self.queue_unit(Kind::CopyEnd, Bytes::new(), None);
+                    self.current_queued = false;
                 }
             }
             tag::CLOSE => {
@@ -178,21 +211,12 @@ impl StatementTracker {
                     };
                 }
             }
+            // A server in COPY IN ignores Syncs.
+            tag::SYNC if self.copy_in => {}
             tag::SYNC | tag::FUNCTION_CALL => {
                 self.queue_unit(Kind::Marker, Bytes::new(), None);
             }
             _ => {}
-        }
-    }
-
-    /// Notes that the message just handled was a Bind: the routing noted
-    /// while handling it goes with its portal.
-    pub fn finish_bind(&mut self, message: &Bytes) {
-        let body = &message[HEADER_LEN.min(message.len())..];
-        if let Some((portal, _, _)) = bind_parts(body)
-            && let Some(p) = self.portals.get_mut(portal)
-        {
-            p.route = std::mem::take(&mut self.bind_route);
         }
     }
 
@@ -201,7 +225,14 @@ impl StatementTracker {
     pub fn note_route(&mut self, shard: usize, replica: bool) {
         let route = match self.queue.back_mut() {
             Some(unit) if self.current_queued => &mut unit.route,
-            _ => &mut self.bind_route,
+            _ => match self
+                .routing_portal
+                .as_ref()
+                .and_then(|name| self.portals.get_mut(name))
+            {
+                Some(portal) => &mut portal.route,
+                None => return,
+            },
         };
         route.shards.insert(shard);
         route.scatter = route.shards.len() > 1;
@@ -287,8 +318,29 @@ impl StatementTracker {
                 self.finish_execute();
             }
             bt::READY_FOR_QUERY => self.on_ready(),
+            bt::COPY_IN => self.enter_copy_in(),
             _ => {}
         }
+    }
+
+    /// The server entered COPY IN: Syncs the client sent since the COPY
+    /// began will get no answer, up to where the client ended the COPY (or
+    /// until it does).
+    fn enter_copy_in(&mut self) {
+        let mut index = 1;
+        while index < self.queue.len() {
+            match self.queue[index].kind {
+                Kind::Marker => {
+                    self.queue.remove(index);
+                }
+                Kind::CopyEnd => {
+                    self.queue.remove(index);
+                    return;
+                }
+                _ => index += 1,
+            }
+        }
+        self.copy_in = true;
     }
 
     /// Ends the Execute at the head of the queue, if that is what it is.
@@ -305,7 +357,7 @@ impl StatementTracker {
     fn on_ready(&mut self) {
         while let Some(unit) = self.queue.pop_front() {
             match unit.kind {
-                Kind::Execute => {}
+                Kind::Execute | Kind::CopyEnd => {}
                 Kind::Simple => return self.report(unit),
                 Kind::Marker => return,
             }

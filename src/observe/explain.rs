@@ -33,8 +33,6 @@ use lru::LruCache;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlparser::ast::Statement;
-use sqlparser::dialect::PostgreSqlDialect;
-use sqlparser::parser::Parser;
 use tokio::task::JoinHandle;
 use tokio_postgres::types::{FromSql, ToSql, Type};
 
@@ -349,7 +347,9 @@ fn usable_replica(servers: &ShardServers) -> Option<usize> {
 
 /// The one statement of `text` when it has a plan to show; else why not.
 fn plannable(text: &str) -> Result<Statement, String> {
-    let mut statements = Parser::parse_sql(&PostgreSqlDialect {}, text)
+    // The router's guarded parse: a statement too deep for recursive tree
+    // walks (a chain of thousands of ANDs) must not overflow the stack.
+    let mut statements = crate::router::parse_guarded(text)
         .map_err(|e| format!("not explained: the statement does not parse here ({e})"))?;
     if statements.len() != 1 {
         return Err(format!(
@@ -459,6 +459,14 @@ mod tests {
     fn target(outcome: &PlanOutcome) -> (&str, &str, bool) {
         let t = outcome.target.as_ref().expect("a target");
         (t.server.as_str(), t.role.as_str(), t.analyze)
+    }
+
+    #[test]
+    fn statements_too_deep_to_walk_are_not_parsed() {
+        // 30,000 ANDs overflowed the stack when parsed and dropped.
+        let sql = format!("SELECT 1 WHERE {}", vec!["1 <> 2"; 30_000].join(" AND "));
+        let reason = plannable(&sql).expect_err("refused");
+        assert!(reason.contains("chain of more than"), "{reason}");
     }
 
     #[test]

@@ -228,7 +228,7 @@ pub(super) fn analyze_with(
 const MAX_OPERATOR_CHAIN: usize = 1000;
 
 /// Parses one statement's text, unless it is too deep to walk safely.
-fn parse(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<Statement>, String> {
+pub(crate) fn parse(dialect: &PostgreSqlDialect, sql: &str) -> Result<Vec<Statement>, String> {
     if text::longest_operator_chain(sql) > MAX_OPERATOR_CHAIN {
         return Err(format!(
             "statement has a chain of more than {MAX_OPERATOR_CHAIN} operators; shardwire routes it without analysis"

@@ -103,6 +103,15 @@ pub fn statement_keywords(sql: &str) -> Vec<String> {
     keywords
 }
 
+/// Parses `sql` (PostgreSQL dialect) as the router does: a statement whose
+/// expression tree would be too deep for recursive walks (and sqlparser's
+/// own recursive `Drop`) is refused instead of parsed, so client text can
+/// never exhaust a thread's stack. For control-plane users of the parser
+/// (the slow log's EXPLAIN capture).
+pub fn parse_guarded(sql: &str) -> Result<Vec<sqlparser::ast::Statement>, String> {
+    analysis::parse(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+}
+
 #[cfg(test)]
 mod keyword_tests {
     use super::*;

@@ -248,7 +248,6 @@ fn routes_noted_at_bind_go_with_the_execute() {
     let mut h = harness(None);
     send(&mut h, &[parse("", "select 1"), bind("", "", "1")]);
     h.tracker.note_route(1, true);
-    h.tracker.finish_bind(&bind("", "", "1"));
     send(&mut h, &[execute("")]);
     h.tracker.note_route(2, true);
     send(&mut h, &[sync()]);
@@ -290,5 +289,78 @@ fn command_tags_give_row_counts() {
         let mut body = tag.as_bytes().to_vec();
         body.push(0);
         assert_eq!(super::command_rows(&body), rows, "{tag}");
+    }
+}
+
+#[test]
+fn a_fan_out_run_at_describe_is_routed_and_timed_from_its_bind() {
+    let mut h = harness(None);
+    send(
+        &mut h,
+        &[parse("", "select count(*) from t"), bind("", "", "1")],
+    );
+    let bound = tokio::time::Instant::now();
+    let describe = message(tag::DESCRIBE, |b| {
+        b.put_u8(b'P');
+        put_cstr(b, b"");
+    });
+    send(&mut h, &[describe]);
+    // The proxy runs the fan-out while handling the Describe.
+    h.tracker.note_route(0, false);
+    h.tracker.note_route(1, false);
+    send(&mut h, &[execute(""), sync()]);
+    let unit = h.tracker.queue.front().expect("queued");
+    assert!(unit.started <= bound, "timed from the Bind");
+    let mut out = BytesMut::new();
+    complete(&mut out, "SELECT 1");
+    ready(&mut out);
+    h.tracker.on_client_output(&out);
+    let done = events(&mut h);
+    assert_eq!(done[0].route.shards.iter().collect::<Vec<_>>(), vec![0, 1]);
+    assert!(done[0].route.scatter);
+}
+
+#[test]
+fn syncs_sent_during_copy_in_are_not_waited_for() {
+    let copy_done = || message(tag::COPY_DONE, |_| {});
+    for done_before_copy_in in [false, true] {
+        let mut h = harness(None);
+        send(
+            &mut h,
+            &[
+                parse("", "copy t from stdin"),
+                bind("", "", "1"),
+                execute(""),
+                sync(),
+            ],
+        );
+        if done_before_copy_in {
+            send(&mut h, &[copy_done()]);
+        }
+        let mut out = BytesMut::new();
+        put_empty(&mut out, bt::PARSE_COMPLETE);
+        put_empty(&mut out, bt::BIND_COMPLETE);
+        put_message(&mut out, bt::COPY_IN, |b| {
+            b.put_u8(0);
+            b.put_i16(0);
+        });
+        h.tracker.on_client_output(&out);
+        if !done_before_copy_in {
+            send(&mut h, &[copy_done()]);
+        }
+        // Drivers send a second Sync after CopyDone; that one is answered.
+        send(&mut h, &[sync(), query("select 2")]);
+        let mut out = BytesMut::new();
+        complete(&mut out, "COPY 3");
+        ready(&mut out);
+        complete(&mut out, "SELECT 1");
+        ready(&mut out);
+        h.tracker.on_client_output(&out);
+        let done = events(&mut h);
+        let texts: Vec<&[u8]> = done.iter().map(|e| &e.text[..]).collect();
+        assert_eq!(texts, vec![&b"copy t from stdin"[..], b"select 2"]);
+        assert_eq!(done[0].rows, 3);
+        assert_eq!(done[1].rows, 1, "the next statement keeps its own answer");
+        assert!(h.tracker.queue.is_empty());
     }
 }
