@@ -9,12 +9,15 @@ use std::time::Duration;
 
 use common::{APP_USER, TestEnv};
 
-/// Backends of the app role on the server right now.
+/// Pool backends of the app role on the server right now (not the
+/// proxy's control-plane sessions, named `shardwire-...`, such as the slow
+/// log's EXPLAIN connection).
 async fn app_backends(env: &TestEnv) -> i64 {
     let direct = env.connect_direct().await;
     direct
         .query_one(
-            "select count(*) from pg_stat_activity where usename = $1",
+            "select count(*) from pg_stat_activity where usename = $1 \
+             and application_name not like 'shardwire-%'",
             &[&APP_USER],
         )
         .await

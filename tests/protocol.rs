@@ -96,9 +96,14 @@ fn expect_code<T: std::fmt::Debug>(
 }
 
 /// Number of server backends of the app user.
+/// Server sessions of the app role that belong to the proxy's pools: the
+/// proxy's own control-plane sessions (the slow log's EXPLAIN connection,
+/// named `shardwire-...`) are not pool connections.
 async fn app_backends(direct: &Client, extra_condition: &str) -> i64 {
-    let sql =
-        format!("select count(*) from pg_stat_activity where usename = 'app' {extra_condition}");
+    let sql = format!(
+        "select count(*) from pg_stat_activity where usename = 'app' \
+         and application_name not like 'shardwire-%' {extra_condition}"
+    );
     direct.query_one(&sql, &[]).await.unwrap().get(0)
 }
 
